@@ -52,7 +52,7 @@ if [[ ! -x "$VENV/bin/python3" ]]; then
 fi
 if [[ "$(cat "$VENV/.requirements_hash" 2>/dev/null)" != "$req_hash" ]]; then
   log "installing tools/requirements.txt into $VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check -r tools/requirements.txt 2>&1 \
+  "$VENV/bin/python3" -m pip install -q --disable-pip-version-check -r tools/requirements.txt 2>&1 \
     | grep -v "is neither a file nor a directory" >&2 || true
   "$VENV/bin/python3" -c "import tensorflow, grpc, grpc_tools, absl, numpy" \
     || die "the virtualenv is incomplete; see the pip output above"
@@ -63,7 +63,7 @@ fi
 if [[ "$(cat "$ORACLE/.installed" 2>/dev/null)" != "$ORACLE_PACKAGE" ]]; then
   log "installing $ORACLE_PACKAGE into $ORACLE (isolated, for conformance tests)"
   rm -rf "$ORACLE"
-  "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps \
+  "$VENV/bin/python3" -m pip install -q --disable-pip-version-check --no-deps \
     --target "$ORACLE" "$ORACLE_PACKAGE" 2>&1 | grep -v "is neither a file nor a directory" >&2 || true
   [[ -d "$ORACLE/tensorflow_serving/apis" ]] || die "could not install $ORACLE_PACKAGE"
   echo "$ORACLE_PACKAGE" > "$ORACLE/.installed"
