@@ -411,7 +411,7 @@ class BasicManager(manager_lib.Manager):
       return
     except Exception as e:  # pylint: disable=broad-except
       logging.exception("Unexpected failure loading %s", harness.id)
-      error = status.internal(str(e))
+      error = status.from_exception(e)
       harness.set_error(error)
       self._publish(harness.id, state_lib.ManagerState.END, error)
       done(error)

@@ -232,7 +232,7 @@ class SavedModelBundle:
       runner = self._runner(feed_names, fetch_names)
       outputs = runner.call(*feeds)
     except tf.errors.OpError as e:
-      raise status.ServingError(e.error_code, e.message) from None
+      raise status.from_exception(e) from None
     except (TypeError, ValueError) as e:
       # TensorFlow refused the feeds or fetches before running (e.g. a tensor
       # name that is not in the graph).
@@ -319,9 +319,9 @@ def load_saved_model_bundle(
     raise
   except tf.errors.OpError as e:
     session.close()
-    raise status.ServingError(e.error_code, e.message) from e
+    raise status.from_exception(e) from e
   except Exception as e:  # pylint: disable=broad-except
     session.close()
-    raise status.unknown(
-        f"Failed to load SavedModel at {export_dir}: {e}") from e
+    raise status.from_exception(e).with_prefix(
+        f"Failed to load SavedModel at {export_dir}: ") from e
 
