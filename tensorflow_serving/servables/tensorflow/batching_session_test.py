@@ -13,7 +13,7 @@ from absl.testing import absltest
 import numpy as np
 
 from tensorflow_serving.batching import shared_batch_scheduler as sbs
-from tensorflow_serving.batching.test_util import fake_clock
+from tensorflow_serving.util.test_util import fake_clock
 from tensorflow_serving.servables.tensorflow import batching_session as bs
 from tensorflow_serving.util import status
 
