@@ -9,11 +9,11 @@ and applied with ServerCore.reload_config(), as upstream's server.cc does.
 import threading
 
 from absl import logging
-from google.protobuf import text_format
 
 from tensorflow_serving.config import model_server_config_pb2
 from tensorflow_serving.model_servers import server_core as server_core_lib
 from tensorflow_serving.sources.storage_path import file_system as fs_lib
+from tensorflow_serving.util import proto_text_file
 from tensorflow_serving.util import status
 
 ModelServerConfig = model_server_config_pb2.ModelServerConfig
@@ -50,28 +50,9 @@ def parse_model_server_config_file(
       "Invalid protobuf file: '<path>'. Error parsing text-format
       tensorflow.serving.ModelServerConfig: <line>:<column>: <what>".
   """
-  data = (file_system or fs_lib.GFileFileSystem()).read_file(path)
-  try:
-    text = data.decode("utf-8")
-  except UnicodeDecodeError as e:
-    raise status.invalid_argument(
-        f"Invalid protobuf file: '{path}'. Error parsing text-format "
-        f"tensorflow.serving.ModelServerConfig: {e}") from e
-  config = ModelServerConfig()
-  try:
-    text_format.Parse(text, config)
-  except text_format.ParseError as e:
-    detail = str(e)
-    if e.GetLine() is not None:
-      # The parser's message already starts with "line:column : ".
-      detail = detail.split(" : ", 1)[-1]
-      detail = f"{e.GetLine()}:{e.GetColumn()}: {detail}"
-    message = ("Error parsing text-format "
-               f"tensorflow.serving.ModelServerConfig: {detail}")
-    logging.error("%s", message)
-    raise status.invalid_argument(
-        f"Invalid protobuf file: '{path}'. {message}") from e
-  return config
+  return proto_text_file.read_text_proto_file(
+      path, ModelServerConfig(),
+      (file_system or fs_lib.GFileFileSystem()).read_file)
 
 
 class ModelConfigFilePoller:

@@ -15,7 +15,6 @@ import threading
 from typing import Any, Callable, Optional
 
 from absl import logging
-from google.protobuf import text_format
 import grpc
 from grpc_health.v1 import health
 from grpc_health.v1 import health_pb2
@@ -39,6 +38,7 @@ from tensorflow_serving.servables.tensorflow import batching_parameters_util
 from tensorflow_serving.servables.tensorflow import saved_model_bundle_source_adapter as adapter_lib
 from tensorflow_serving.servables.tensorflow import session_bundle_config_pb2
 from tensorflow_serving.servables.tensorflow import tfrecord_log_collector
+from tensorflow_serving.util import proto_text_file
 from tensorflow_serving.util import status
 
 # gRPC's own limit; upstream sets it for both directions on the server.
@@ -219,9 +219,8 @@ def _read_session_config(path: str) -> Optional[config_pb2.ConfigProto]:
   if not path:
     return None
   try:
-    with open(path, encoding="utf-8") as f:
-      return text_format.Parse(f.read(), config_pb2.ConfigProto())
-  except (OSError, text_format.ParseError) as e:
+    return proto_text_file.read_text_proto_file(path, config_pb2.ConfigProto())
+  except status.ServingError as e:
     raise StartupError(
         f"Failed to read --tensorflow_session_config_file {path}: {e}") from e
 

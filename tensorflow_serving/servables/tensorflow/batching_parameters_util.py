@@ -22,11 +22,10 @@ Typical use:
 
 import dataclasses
 
-from google.protobuf import text_format
-
 from tensorflow_serving.batching import shared_batch_scheduler
 from tensorflow_serving.servables.tensorflow import batching_session
 from tensorflow_serving.servables.tensorflow import session_bundle_config_pb2
+from tensorflow_serving.util import proto_text_file
 from tensorflow_serving.util import status
 
 BatchingParameters = session_bundle_config_pb2.BatchingParameters
@@ -54,34 +53,17 @@ def parse_batching_parameters(text: str) -> BatchingParameters:
   Raises:
     ServingError: INVALID_ARGUMENT with the parser's line and column.
   """
-  params = BatchingParameters()
-  try:
-    text_format.Parse(text, params)
-  except text_format.ParseError as e:
-    raise status.invalid_argument(
-        "Error parsing text-format tensorflow.serving.BatchingParameters: "
-        f"{e}") from e
-  return params
+  return proto_text_file.parse_text_proto(text, BatchingParameters())
 
 
 def read_batching_parameters_file(path: str) -> BatchingParameters:
   """Reads --batching_parameters_file.
 
   Raises:
-    ServingError: NOT_FOUND if the file cannot be read, INVALID_ARGUMENT if
-      it is not valid text format.
+    ServingError: as util/proto_text_file (NOT_FOUND for a missing file,
+      INVALID_ARGUMENT "Invalid protobuf file: ..." for bad text).
   """
-  try:
-    with open(path, encoding="utf-8") as f:
-      text = f.read()
-  except OSError as e:
-    raise status.not_found(
-        f"Could not read batching parameters file {path}: "
-        f"{e.strerror or e}") from e
-  try:
-    return parse_batching_parameters(text)
-  except status.ServingError as e:
-    raise e.with_prefix(f"{path}: ") from e
+  return proto_text_file.read_text_proto_file(path, BatchingParameters())
 
 
 def max_batch_size(params: BatchingParameters) -> int:

@@ -105,7 +105,8 @@ class BatchingParametersUtilTest(absltest.TestCase):
     self.assertIn(
         "Error parsing text-format tensorflow.serving.BatchingParameters: 1:",
         ctx.exception.message)
-    self.assertStartsWith(ctx.exception.message, path)
+    self.assertStartsWith(ctx.exception.message,
+                          f"Invalid protobuf file: '{path}'")
 
   def test_missing_file(self):
     with self.assertRaises(status.ServingError) as ctx:
