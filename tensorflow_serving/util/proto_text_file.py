@@ -1,4 +1,4 @@
-"""Text-format proto files: the one reader of every config file the server takes.
+"""The one reader of the server's text-format proto config files.
 
 --model_config_file, --platform_config_file, --batching_parameters_file,
 --monitoring_config_file, --ssl_config_file and
