@@ -79,8 +79,9 @@ class AspiredVersionsManager(manager_lib.Manager, target_lib.Target):
                           .AvailabilityPreservingPolicy))
     num_load_threads: int = 0
     num_unload_threads: int = 0
-    max_num_load_retries: int = 5
-    load_retry_interval_micros: int = 60_000_000
+    max_num_load_retries: int = loader_harness.DEFAULT_MAX_NUM_LOAD_RETRIES
+    load_retry_interval_micros: int = (
+        loader_harness.DEFAULT_LOAD_RETRY_INTERVAL_MICROS)
     servable_event_bus: event_bus_lib.EventBus | None = None
     clock: clock_lib.Clock = dataclasses.field(
         default_factory=clock_lib.RealClock)

@@ -79,6 +79,11 @@ _HTTP_STATUS = {
 _REASONS = {499: "Client Closed Request"}
 
 
+def default_num_threads() -> int:
+  """--rest_api_num_threads' default: 4 per CPU, as upstream."""
+  return 4 * multiprocessing.cpu_count()
+
+
 def to_http_status(code: status.Code) -> int:
   """The HTTP status upstream answers a canonical error code with."""
   return _HTTP_STATUS.get(code, 500)
@@ -100,8 +105,7 @@ class HttpRestServerOptions:
     host: the address to bind (all interfaces by default).
   """
 
-  num_threads: int = dataclasses.field(
-      default_factory=lambda: 4 * multiprocessing.cpu_count())
+  num_threads: int = dataclasses.field(default_factory=default_num_threads)
   timeout_in_ms: int = 30000
   enable_cors_support: bool = False
   monitoring_config: Optional[monitoring_config_pb2.MonitoringConfig] = None

@@ -7,6 +7,7 @@ server. Error: ..." and 255, and flags for features this server lacks are
 accepted with one log line each.
 """
 
+import multiprocessing
 import os
 import platform
 import re
@@ -18,6 +19,7 @@ import numpy as np
 
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
+from tensorflow_serving.model_servers import main
 from tensorflow_serving.model_servers import server as server_lib
 from tensorflow_serving.model_servers.test_util import model_server_process
 from tensorflow_serving.servables.tensorflow.test_util import half_plus_two
@@ -72,6 +74,17 @@ class MainTest(absltest.TestCase):
     expected = set(server_lib.Server.Options.flag_names()) | {"version"}
     self.assertLen(expected, 48)
     self.assertEmpty(expected - listed)
+
+  def test_flag_defaults_are_server_options(self):
+    # ServerOptions() in a test is the binary's configuration.
+    defaults = server_lib.ServerOptions()
+    for name in server_lib.ServerOptions.flag_names():
+      self.assertEqual(main.FLAGS[name].default, getattr(defaults, name), name)
+    cpus = multiprocessing.cpu_count()
+    self.assertEqual(defaults.rest_api_num_threads, 4 * cpus)
+    self.assertEqual(defaults.grpc_max_threads, 2 * cpus)
+    self.assertEqual(defaults.max_num_load_retries, 5)
+    self.assertEqual(defaults.load_retry_interval_micros, 60_000_000)
 
   def test_bad_option_fails_to_start(self):
     result = model_server_process.run(

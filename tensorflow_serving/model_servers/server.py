@@ -9,6 +9,7 @@ connect can also be served.
 
 import concurrent.futures
 import dataclasses
+import multiprocessing
 import os
 import signal
 import threading
@@ -23,6 +24,7 @@ from grpc_health.v1 import health_pb2_grpc
 from tensorflow.core.protobuf import config_pb2
 
 from tensorflow_serving.apis import model_service_pb2_grpc
+from tensorflow_serving.core import loader_harness
 from tensorflow_serving.core import log_collector
 from tensorflow_serving.core import request_logger
 from tensorflow_serving.core import server_request_logger
@@ -57,14 +59,27 @@ class StartupError(Exception):
   """The server could not start; main prints "Failed to start server"."""
 
 
+def _default_grpc_max_threads() -> int:
+  """2 x CPUs. Upstream says 4 x CPUs; Python threads share one interpreter
+  lock, and fewer of them measured faster at every load tried
+  (docs/performance.md)."""
+  return 2 * multiprocessing.cpu_count()
+
+
 @dataclasses.dataclass(frozen=True)
 class ServerOptions:
-  """Every option of tensorflow_model_server, named and defaulted as its flag."""
+  """Every option of tensorflow_model_server, named as its flag.
+
+  ServerOptions() is the binary's configuration: main.py takes every flag's
+  default from these fields (main_test checks it), and the CPU-derived ones
+  are computed on this machine.
+  """
 
   port: int = 8500
   grpc_socket_path: str = ""
   rest_api_port: int = 0
-  rest_api_num_threads: int = 8
+  rest_api_num_threads: int = dataclasses.field(
+      default_factory=http_server.default_num_threads)
   rest_api_timeout_in_ms: int = 30000
   rest_api_enable_cors_support: bool = False
   enable_batching: bool = False
@@ -77,8 +92,9 @@ class ServerOptions:
   model_base_path: str = ""
   num_load_threads: int = 0
   num_unload_threads: int = 0
-  max_num_load_retries: int = 5
-  load_retry_interval_micros: int = 60 * 1000 * 1000
+  max_num_load_retries: int = loader_harness.DEFAULT_MAX_NUM_LOAD_RETRIES
+  load_retry_interval_micros: int = (
+      loader_harness.DEFAULT_LOAD_RETRY_INTERVAL_MICROS)
   file_system_poll_wait_seconds: int = 1
   flush_filesystem_caches: bool = True
   tensorflow_session_parallelism: int = 0
@@ -91,13 +107,15 @@ class ServerOptions:
   per_process_gpu_memory_fraction: float = 0.0
   saved_model_tags: str = "serve"
   grpc_channel_arguments: str = ""
-  grpc_max_threads: int = 4  # main.py: 2 x CPUs (docs/performance.md)
+  grpc_max_threads: int = dataclasses.field(
+      default_factory=_default_grpc_max_threads)
   enable_model_warmup: bool = True
   num_request_iterations_for_warmup: int = 0
   monitoring_config_file: str = ""
   remove_unused_fields_from_bundle_metagraph: bool = True
   prefer_tflite_model: bool = False
-  num_tflite_pools: int = 2
+  num_tflite_pools: int = dataclasses.field(
+      default_factory=multiprocessing.cpu_count)
   num_tflite_interpreters_per_pool: int = 1
   enable_signature_method_name_check: bool = False
   xla_cpu_compilation_enabled: bool = False

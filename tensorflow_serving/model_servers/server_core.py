@@ -44,6 +44,7 @@ from tensorflow_serving.core import aspired_version_policy
 from tensorflow_serving.core import aspired_versions_manager
 from tensorflow_serving.core import availability_preserving_policy
 from tensorflow_serving.core import dynamic_source_router
+from tensorflow_serving.core import loader_harness
 from tensorflow_serving.core import manager as manager_lib
 from tensorflow_serving.core import servable_handle
 from tensorflow_serving.core import servable_id as servable_id_lib
@@ -227,8 +228,9 @@ class ServerCore:
     num_unload_threads: int = 0
     num_initial_load_threads: int = dataclasses.field(
         default_factory=_default_initial_load_threads)
-    max_num_load_retries: int = 5
-    load_retry_interval_micros: int = 60_000_000
+    max_num_load_retries: int = loader_harness.DEFAULT_MAX_NUM_LOAD_RETRIES
+    load_retry_interval_micros: int = (
+        loader_harness.DEFAULT_LOAD_RETRY_INTERVAL_MICROS)
     file_system_poll_wait_seconds: float = 1
     servable_versions_always_present: bool = False
     allow_version_labels: bool = True
