@@ -37,6 +37,7 @@ from tensorflow_serving.model_servers import prediction_service_impl
 from tensorflow_serving.model_servers import server_core as server_core_lib
 from tensorflow_serving.model_servers import ssl_util
 from tensorflow_serving.servables.tensorflow import batching_parameters_util
+from tensorflow_serving.servables.tensorflow import bundle_factory_util
 from tensorflow_serving.servables.tensorflow import saved_model_bundle_source_adapter as adapter_lib
 from tensorflow_serving.servables.tensorflow import session_bundle_config_pb2
 from tensorflow_serving.servables.tensorflow import tfrecord_log_collector
@@ -232,6 +233,51 @@ def _model_warmup_options(
   return warmup
 
 
+def _session_bundle_config(
+    options: ServerOptions) -> session_bundle_config_pb2.SessionBundleConfig:
+  """The "tensorflow" platform's config from the flags (as upstream's server.cc).
+
+  Raises:
+    StartupError: a session config file that cannot be read.
+    ServingError: a batching parameters file that cannot be read.
+  """
+  config = session_bundle_config_pb2.SessionBundleConfig()
+  if options.enable_batching:
+    config.batching_parameters.CopyFrom(
+        batching_parameters_util.read_batching_parameters_file(
+            options.batching_parameters_file)
+        if options.batching_parameters_file else
+        batching_parameters_util.default_batching_parameters())
+  session_config = bundle_factory_util.build_session_config(
+      options.tensorflow_session_parallelism,
+      options.tensorflow_intra_op_parallelism,
+      options.tensorflow_inter_op_parallelism,
+      _read_session_config(options.tensorflow_session_config_file))
+  config.session_config.CopyFrom(session_config)
+  config.saved_model_tags.extend(
+      adapter_lib.parse_saved_model_tags(options.saved_model_tags))
+  config.enable_model_warmup = options.enable_model_warmup
+  config.model_warmup_options.CopyFrom(_model_warmup_options(options))
+  return config
+
+
+def _platform_config_map(
+    options: ServerOptions) -> platform_config_util.PlatformConfigMap:
+  """--platform_config_file, else the "tensorflow" platform of the flags.
+
+  Either way the server builds its platforms from this map, through
+  platform_config_util.create_platform_adapters.
+  """
+  if options.platform_config_file:
+    if options.enable_batching:
+      logging.warning("--enable_batching is ignored: --platform_config_file "
+                      "decides the platform's batching.")
+    return platform_config_util.read_platform_config_map(
+        options.platform_config_file)
+  return platform_config_util.tensorflow_platform_config_map(
+      _session_bundle_config(options))
+
+
 def _read_session_config(path: str) -> Optional[config_pb2.ConfigProto]:
   """Reads --tensorflow_session_config_file (a text ConfigProto), if set."""
   if not path:
@@ -255,11 +301,12 @@ class Server:
     self._background_stoppers: list[Callable[[], None]] = []
     self.grpc_port: Optional[int] = None
     self.rest_port: Optional[int] = None
-    self._batch_scheduler = None
     self._http_server: Optional[http_server.HttpRestServer] = None
     self._health: Optional[health.HealthServicer] = None
-    # Called once the models have unloaded (platform batch schedulers).
-    self._after_unload_stoppers: list[Callable[[], None]] = []
+    # The platforms' adapters and the batch schedulers they own (stopped
+    # once the models have unloaded).
+    self._platform_adapters: Optional[
+        platform_config_util.PlatformAdapters] = None
 
   @property
   def server_core(self):
@@ -267,8 +314,11 @@ class Server:
 
   @property
   def batch_scheduler(self):
-    """The shared batch scheduler (--enable_batching), else None."""
-    return self._batch_scheduler
+    """The "tensorflow" platform's batch scheduler (--enable_batching)."""
+    if self._platform_adapters is None:
+      return None
+    return self._platform_adapters.batch_schedulers.get(
+        server_core_lib.TENSORFLOW_MODEL_PLATFORM)
 
   def build_and_start(self, options: ServerOptions) -> None:
     """Loads the configured models, then starts serving. Raises StartupError."""
@@ -297,33 +347,15 @@ class Server:
     else:
       config = model_config_file.build_single_model_config(
           options.model_name, options.model_base_path)
-    batch_scheduler, batching_parameters = self._start_batching(options)
-    adapter_options = adapter_lib.SavedModelBundleSourceAdapterOptions(
-        saved_model_tags=adapter_lib.parse_saved_model_tags(
-            options.saved_model_tags),
-        session_parallelism=options.tensorflow_session_parallelism,
-        intra_op_parallelism=options.tensorflow_intra_op_parallelism,
-        inter_op_parallelism=options.tensorflow_inter_op_parallelism,
-        session_config=_read_session_config(
-            options.tensorflow_session_config_file),
-        enable_signature_method_name_check=(
-            options.enable_signature_method_name_check),
-        batch_scheduler=batch_scheduler,
-        batching_parameters=batching_parameters,
-        enable_model_warmup=options.enable_model_warmup,
-        model_warmup_options=_model_warmup_options(options))
-    # Fail on bad thread flags now rather than at the first load.
-    adapter_lib.SavedModelBundleSourceAdapter(adapter_options)
-    platform_source_adapters = {
-        server_core_lib.TENSORFLOW_MODEL_PLATFORM:
-            lambda: adapter_lib.SavedModelBundleSourceAdapter(adapter_options),
-    }
-    if options.platform_config_file:
-      platform_source_adapters = self._platform_config_adapters(options)
+    self._platform_adapters = platform_config_util.create_platform_adapters(
+        _platform_config_map(options),
+        platform_config_util.AdapterSettings(
+            enable_signature_method_name_check=(
+                options.enable_signature_method_name_check)))
     core = server_core_lib.ServerCore.create(
         server_core_lib.ServerCore.Options(
             model_server_config=config,
-            platform_source_adapters=platform_source_adapters,
+            platform_source_adapters=self._platform_adapters.factories,
             num_load_threads=options.num_load_threads,
             num_unload_threads=options.num_unload_threads,
             max_num_load_retries=options.max_num_load_retries,
@@ -348,41 +380,6 @@ class Server:
       poller.start()
       self._background_stoppers.append(poller.stop)
     return core
-
-  def _platform_config_adapters(self, options: ServerOptions):
-    """The platforms of --platform_config_file (replacing the TF flags)."""
-    adapters = platform_config_util.create_platform_adapters(
-        platform_config_util.read_platform_config_map(
-            options.platform_config_file),
-        platform_config_util.AdapterSettings(
-            enable_signature_method_name_check=(
-                options.enable_signature_method_name_check)))
-    self._after_unload_stoppers.extend(adapters.stoppers)
-    return adapters.factories
-
-  def _start_batching(self, options: ServerOptions):
-    """Starts the one batch scheduler all models share (--enable_batching).
-
-    Returns:
-      (scheduler, BatchingParameters), or (None, None) without batching.
-    """
-    if not options.enable_batching:
-      return None, None
-    if options.platform_config_file:
-      logging.warning("--enable_batching is ignored: --platform_config_file "
-                      "decides the platform's batching.")
-      return None, None
-    try:
-      params = (
-          batching_parameters_util.read_batching_parameters_file(
-              options.batching_parameters_file)
-          if options.batching_parameters_file else
-          batching_parameters_util.default_batching_parameters())
-      scheduler = batching_parameters_util.create_batch_scheduler(params)
-    except status.ServingError as e:
-      raise StartupError(str(e)) from e
-    self._batch_scheduler = scheduler
-    return scheduler, params
 
   def _start_grpc(self, options: ServerOptions) -> None:
     """Starts the gRPC server on the TCP port and/or the Unix socket."""
@@ -496,10 +493,6 @@ class Server:
     if self._server_core is not None:
       self._server_core.stop()
       self._server_core = None
-    if self._batch_scheduler is not None:
-      self._batch_scheduler.stop()
-      self._batch_scheduler = None
-    for stopper in self._after_unload_stoppers:
-      stopper()
-    self._after_unload_stoppers.clear()
+    if self._platform_adapters is not None:
+      self._platform_adapters.stop()
     logging.info("Server stopped.")

@@ -220,20 +220,6 @@ class PredictTest(parameterized.TestCase):
         "{tensorflow/serving/predict, tensorflow/serving/classify, "
         "tensorflow/serving/regress}. Was: my/method")
 
-  @parameterized.parameters(*_KINDS)
-  def test_predict_arrays(self, kind):
-    outputs = predict_util.run_predict_arrays(
-        self.bundles[kind], "", {"x": np.array([[4.0]], np.float32)})
-    np.testing.assert_array_equal(outputs["y"], [[4.0]])
-    with self.assertRaises(status.ServingError) as ctx:
-      predict_util.run_predict_arrays(self.bundles[kind], "",
-                                      {"x": np.array([[4]])})
-    self.assertIn("actual int64 vs. expect float", ctx.exception.message)
-    with self.assertRaises(status.ServingError) as ctx:
-      predict_util.run_predict_arrays(self.bundles[kind], "sum_and_diff",
-                                      {"a": np.zeros(1, np.float32)})
-    self.assertIn("Missing but required: {b}", ctx.exception.message)
-
 
 if __name__ == "__main__":
   absltest.main()

@@ -16,7 +16,10 @@ intra-op pool, and concurrent requests still run in parallel.
 
 SavedModelBundle.run() is the model-run step: tensor names and arrays in,
 arrays out, nothing else. Predict, Classify, Regress and MultiInference all go
-through it, so batching can wrap this one function later.
+through it. Batching is decided when the bundle is built: given a `batcher`,
+run() queues each call on the batch scheduler (batching_session.
+BatchingRunner) instead of running it at once; the bundle never changes its
+run step afterwards.
 
 TF1 SavedModels (SavedModelBuilder) and TF2 ones (tf.saved_model.save, Keras
 model.export) load the same way: TF2 exports keep a MetaGraphDef with
@@ -26,7 +29,7 @@ signature_defs that a TF1 session runs, which is how upstream serves them.
 import dataclasses
 import os
 import threading
-from typing import Mapping, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -34,6 +37,7 @@ import tensorflow as tf
 from tensorflow.core.protobuf import config_pb2
 from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow.python.saved_model import loader_impl
+from tensorflow_serving.servables.tensorflow import batching_session
 from tensorflow_serving.util import status
 from tensorflow_serving.util import tensor_codec
 
@@ -126,6 +130,12 @@ def runs_in_caller_thread(
           not session_config.use_per_session_threads)
 
 
+# Given the bundle's unbatched run step, returns its batched twin (e.g.
+# batching_parameters_util.wrap_bundle_run_for_batching on a scheduler).
+Batcher = Callable[[batching_session.BundleRunFn],
+                   batching_session.BatchingRunner]
+
+
 class _Runner:
   """A callable for one feed/fetch set; fetches duplicate names only once."""
 
@@ -157,7 +167,8 @@ class SavedModelBundle:
   def __init__(self, session: tf.compat.v1.Session,
                meta_graph_def: meta_graph_pb2.MetaGraphDef,
                export_dir: str = "",
-               run_in_caller_thread: bool = True) -> None:
+               run_in_caller_thread: bool = True,
+               batcher: Optional[Batcher] = None) -> None:
     """Args:
 
     session: the session the SavedModel was loaded into.
@@ -166,6 +177,7 @@ class SavedModelBundle:
     run_in_caller_thread: run each request's ops in the calling thread
       rather than in the session's inter-op pool (see the module doc;
       runs_in_caller_thread(session_config) decides it at load).
+    batcher: makes run() batch (see the module doc); None: no batching.
     """
     self.session = session
     self.meta_graph_def = meta_graph_def
@@ -179,6 +191,8 @@ class SavedModelBundle:
     # (feed names, fetch names) -> _Runner. Written under self._mu, read
     # without it (a dict lookup is atomic).
     self._runners: dict[tuple[tuple[str, ...], tuple[str, ...]], _Runner] = {}
+    self._batched_run: Optional[batching_session.BatchingRunner] = (
+        batcher(self._run_now) if batcher is not None else None)
 
   def prepare(self) -> None:
     """Makes the callable of every runnable signature (all inputs, outputs).
@@ -226,8 +240,17 @@ class SavedModelBundle:
       One array per fetch name, in order.
 
     Raises:
-      ServingError: with TensorFlow's code and message when the run fails.
+      ServingError: with TensorFlow's code and message when the run fails;
+        with batching, also the batching errors (a full queue: UNAVAILABLE).
     """
+    batched = self._batched_run
+    if batched is not None:
+      return batched(feed_names, feeds, fetch_names)
+    return self._run_now(feed_names, feeds, fetch_names)
+
+  def _run_now(self, feed_names: tuple[str, ...], feeds: Sequence[np.ndarray],
+               fetch_names: tuple[str, ...]) -> list[np.ndarray]:
+    """run() without batching (what a batch thread calls with a batch)."""
     try:
       runner = self._runner(feed_names, fetch_names)
       outputs = runner.call(*feeds)
@@ -241,22 +264,9 @@ class SavedModelBundle:
       outputs = [outputs[i] for i in runner.gather]
     return outputs
 
-  def enable_batching(self, make_batched_run) -> None:
-    """Routes every run() through a batching wrapper of the plain run step.
-
-    Args:
-      make_batched_run: called with the unbatched run; returns a callable
-        with the same signature and a close() method, which close() calls
-        before the session closes (e.g.
-        batching_parameters_util.wrap_bundle_run_for_batching).
-    """
-    batched = make_batched_run(self.run)
-    self._batched_run = batched
-    self.run = batched  # Instance attribute: every API's run() now batches.
-
   def close(self) -> None:
     """Releases the callables (and batching queues) and closes the session."""
-    batched = getattr(self, "_batched_run", None)
+    batched = self._batched_run
     if batched is not None:
       batched.close()
     with self._mu:
@@ -274,6 +284,7 @@ def load_saved_model_bundle(
     export_dir: str,
     tags: Sequence[str] = ("serve",),
     session_config: Optional[config_pb2.ConfigProto] = None,
+    batcher: Optional[Batcher] = None,
 ) -> SavedModelBundle:
   """Loads the SavedModel at export_dir into a new session.
 
@@ -281,6 +292,7 @@ def load_saved_model_bundle(
     export_dir: the version directory (holds saved_model.pb).
     tags: the MetaGraphDef's tag set (--saved_model_tags).
     session_config: the session's ConfigProto (thread pools etc.).
+    batcher: batch the bundle's runs (see SavedModelBundle); None: don't.
 
   Returns:
     The bundle, with its callables prepared.
@@ -311,7 +323,8 @@ def load_saved_model_bundle(
     graph.finalize()
     bundle = SavedModelBundle(
         session, meta_graph_def, export_dir,
-        run_in_caller_thread=runs_in_caller_thread(session_config))
+        run_in_caller_thread=runs_in_caller_thread(session_config),
+        batcher=batcher)
     bundle.prepare()
     return bundle
   except status.ServingError:

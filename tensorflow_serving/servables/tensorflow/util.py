@@ -3,11 +3,13 @@
 As upstream's servables/tensorflow/util: the signature and method-name
 constants, the response ModelSpec, and turning an Input (ExampleList or
 ExampleListWithContext) into the batch of serialized tf.Examples that
-classification and regression signatures take.
+classification and regression signatures take. ExampleApi is the one way
+Classify and Regress run (they differ only in their checks and results).
 """
 
+import dataclasses
 import time
-from typing import Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -138,3 +140,59 @@ def input_to_serialized_examples(input_proto: input_pb2.Input) -> np.ndarray:
   array = np.empty(len(serialized), dtype=object)
   array[:] = serialized
   return array
+
+
+@dataclasses.dataclass(frozen=True)
+class ExampleApi:
+  """An API that runs a batch of tf.Examples through one signature.
+
+  Classify and Regress are the two (classifier.py, regressor.py): the same
+  steps, told apart by the fields below.
+
+  Attributes:
+    api: the runtime_latency API label ("Classify", "Regress").
+    method_name: the method_name the API needs (with the method-name check).
+    kind: "classification" or "regression", for error texts.
+    response_type: the response message class.
+    pre_process: checks a signature; returns (input tensor name, output
+      tensor names). Called as pre_process(signature, method_name_check).
+    post_process: fills response.result from the fetched outputs; called as
+      post_process(signature, num_examples, output_names, outputs, result).
+  """
+
+  api: str
+  method_name: str
+  kind: str
+  response_type: type
+  pre_process: Callable[..., tuple[str, list[str]]]
+  post_process: Callable[..., None]
+
+  def run(self, bundle, request: Any, servable_version: Optional[int], *,
+          method_name_check: bool = False) -> Any:
+    """Runs `request` on `bundle`; the response echoes name, signature and
+    version.
+
+    Args:
+      bundle: the SavedModelBundle.
+      request: a ClassificationRequest or RegressionRequest.
+      servable_version: the version served, echoed in the response.
+      method_name_check: --enable_signature_method_name_check.
+
+    Raises:
+      ServingError: INVALID_ARGUMENT with upstream's texts, or the run's
+        own error.
+    """
+    model_spec = request.model_spec
+    signature = find_signature_for_method(
+        bundle.signatures, model_spec, self.method_name, self.kind,
+        method_name_check, self.pre_process)
+    input_name, output_names = self.pre_process(signature, method_name_check)
+    response = self.response_type()
+    make_model_spec(response.model_spec, model_spec.name,
+                    model_spec.signature_name, servable_version)
+    examples = input_to_serialized_examples(request.input)
+    outputs = run_and_record(bundle, model_spec.name, self.api, (input_name,),
+                             [examples], tuple(output_names))
+    self.post_process(signature, len(examples), output_names, outputs,
+                      response.result)
+    return response
