@@ -2,14 +2,17 @@
 
 As upstream's model_servers/http_rest_api_util: the URL patterns and their
 parsing into model name / version / label / verb, the ModelSpec they make,
-and the JSON that the status and metadata GETs return (protobuf's JSON with
-the proto field names and every field printed, as upstream prints them).
+the JSON that the status and metadata GETs return (protobuf's JSON with
+the proto field names and every field printed, as upstream prints them),
+and undoing a body's Content-Encoding (gzip or deflate, up to 100 MB
+inflated).
 """
 
 import dataclasses
 import re
 from typing import Optional
 import urllib.parse
+import zlib
 
 from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_metadata_pb2
@@ -32,6 +35,9 @@ CORS_HEADERS = (
     ("Access-Control-Allow-Methods", "POST, GET"),
     ("Access-Control-Allow-Headers", "Content-Type"),
 )
+
+# Upstream's gzip limit on a decompressed request body.
+MAX_UNCOMPRESSED_BYTES = 100 * 1024 * 1024
 
 _INT64_MAX = 2**63 - 1
 _METADATA_SIGNATURE_DEF = "signature_def"
@@ -147,3 +153,32 @@ def model_metadata_to_json(
   return ('{\n"model_spec":' + _to_json(response.model_spec) + ",\n" +
           '"metadata": {"signature_def": ' + _to_json(signature_def_map) +
           "}\n}\n")
+
+
+def decompress(body: bytes, encoding: str) -> bytes:
+  """Undoes Content-Encoding gzip/deflate, refusing bombs over 100 MB.
+
+  Raises:
+    ServingError: UNIMPLEMENTED for another encoding; INVALID_ARGUMENT for a
+      corrupt body or one that inflates beyond MAX_UNCOMPRESSED_BYTES.
+  """
+  encoding = encoding.strip().lower()
+  if not encoding or encoding == "identity":
+    return body
+  if encoding in ("gzip", "x-gzip"):
+    wbits = 16 + zlib.MAX_WBITS
+  elif encoding == "deflate":
+    wbits = zlib.MAX_WBITS
+  else:
+    raise status.unimplemented(f"Unsupported Content-Encoding: {encoding}")
+  decompressor = zlib.decompressobj(wbits)
+  try:
+    data = decompressor.decompress(body, MAX_UNCOMPRESSED_BYTES + 1)
+  except zlib.error as e:
+    raise status.invalid_argument(
+        f"Failed to decompress the request body ({encoding}): {e}") from None
+  if len(data) > MAX_UNCOMPRESSED_BYTES or decompressor.unconsumed_tail:
+    raise status.invalid_argument(
+        "Uncompressed request body exceeds the limit of "
+        f"{MAX_UNCOMPRESSED_BYTES} bytes")
+  return data

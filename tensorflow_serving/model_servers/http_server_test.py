@@ -16,6 +16,7 @@ from absl.testing import absltest
 import tensorflow as tf
 
 from tensorflow_serving.config import monitoring_config_pb2
+from tensorflow_serving.model_servers import data_plane
 from tensorflow_serving.model_servers import http_server
 from tensorflow_serving.model_servers import server_core as server_core_lib
 from tensorflow_serving.model_servers.test_util import server_core_test_util
@@ -65,13 +66,13 @@ class HttpServerTest(absltest.TestCase):
     monitoring = monitoring_config_pb2.MonitoringConfig()
     monitoring.prometheus_config.enable = True
     cls.server = http_server.HttpRestServer(
-        cls.core, http_server.HttpRestServer.Options(
+        data_plane.DataPlane(cls.core), http_server.HttpRestServer.Options(
             num_threads=4, monitoring_config=monitoring, host="127.0.0.1"))
     cls.port = cls.server.start(0)
     # Same core, CORS on, a short timeout and a custom metrics path.
     monitoring.prometheus_config.path = "/custom/metrics"
     cls.cors_server = http_server.HttpRestServer(
-        cls.core, http_server.HttpRestServer.Options(
+        data_plane.DataPlane(cls.core), http_server.HttpRestServer.Options(
             num_threads=2, timeout_in_ms=_SHORT_TIMEOUT_MS,
             enable_cors_support=True, monitoring_config=monitoring,
             host="127.0.0.1"))

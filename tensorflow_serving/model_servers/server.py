@@ -4,7 +4,8 @@ The counterpart of upstream's model_servers/server.cc. main.py turns flags
 into Server.Options; tests build Options directly. Startup order follows
 upstream: ServerCore.create blocks until every configured model is
 available, and only then do the ports start answering, so a client that can
-connect can also be served.
+connect can also be served. One DataPlane over the ServerCore serves every
+front end (gRPC PredictionService and ModelService, REST).
 """
 
 import concurrent.futures
@@ -29,6 +30,7 @@ from tensorflow_serving.core import log_collector
 from tensorflow_serving.core import request_logger
 from tensorflow_serving.core import server_request_logger
 from tensorflow_serving.apis import prediction_service_pb2_grpc
+from tensorflow_serving.model_servers import data_plane as data_plane_lib
 from tensorflow_serving.model_servers import http_server
 from tensorflow_serving.model_servers import model_config_file
 from tensorflow_serving.model_servers import model_service_impl
@@ -296,6 +298,7 @@ class Server:
 
   def __init__(self) -> None:
     self._server_core = None
+    self._data_plane: Optional[data_plane_lib.DataPlane] = None
     self._grpc_server: Optional[grpc.Server] = None
     self._stopped = threading.Event()
     self._background_stoppers: list[Callable[[], None]] = []
@@ -325,6 +328,7 @@ class Server:
     validate_options(options)
     try:
       self._server_core = self._build_server_core(options)
+      self._data_plane = data_plane_lib.DataPlane(self._server_core)
     except status.ServingError as e:
       self.stop()  # Whatever started before the failure (schedulers).
       raise StartupError(str(e)) from e
@@ -401,13 +405,14 @@ class Server:
         options=channel_args)
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
         prediction_service_impl.PredictionServiceImpl(
-            self._server_core,
+            self._data_plane,
             prediction_service_impl.PredictionServiceImplOptions(
                 enable_serialization_as_tensor_content=(
                     options.enable_serialization_as_tensor_content))),
         server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(
-        model_service_impl.ModelServiceImpl(self._server_core), server)
+        model_service_impl.ModelServiceImpl(self._server_core,
+                                            self._data_plane), server)
     if options.port:
       address = f"0.0.0.0:{options.port}"
       self.grpc_port = _add_port(server, address, credentials)
@@ -448,7 +453,7 @@ class Server:
     except status.ServingError as e:
       raise StartupError(str(e)) from e
     rest = http_server.HttpRestServer(
-        self._server_core,
+        self._data_plane,
         http_server.HttpRestServer.Options(
             num_threads=options.rest_api_num_threads,
             timeout_in_ms=options.rest_api_timeout_in_ms,
