@@ -65,20 +65,24 @@ class PredictionServiceImpl(prediction_service_pb2_grpc.PredictionServiceService
       self, request: classification_pb2.ClassificationRequest,
       context: grpc.ServicerContext
   ) -> classification_pb2.ClassificationResponse:
-    return grpc_status_util.serve(context, "Classify", self._data_plane.classify, request)
+    return grpc_status_util.serve(context, "Classify",
+                                  self._data_plane.classify, request)
 
   def Regress(
       self, request: regression_pb2.RegressionRequest,
       context: grpc.ServicerContext) -> regression_pb2.RegressionResponse:
-    return grpc_status_util.serve(context, "Regress", self._data_plane.regress, request)
+    return grpc_status_util.serve(context, "Regress",
+                                  self._data_plane.regress, request)
 
   def MultiInference(
       self, request: inference_pb2.MultiInferenceRequest,
       context: grpc.ServicerContext) -> inference_pb2.MultiInferenceResponse:
-    return grpc_status_util.serve(context, None, self._data_plane.multi_inference, request)
+    return grpc_status_util.serve(context, None,
+                                  self._data_plane.multi_inference, request)
 
   def GetModelMetadata(
       self, request: get_model_metadata_pb2.GetModelMetadataRequest,
       context: grpc.ServicerContext
   ) -> get_model_metadata_pb2.GetModelMetadataResponse:
-    return grpc_status_util.serve(context, None, self._data_plane.get_model_metadata, request)
+    return grpc_status_util.serve(context, None,
+                                  self._data_plane.get_model_metadata, request)

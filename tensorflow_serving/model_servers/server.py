@@ -237,7 +237,7 @@ def _model_warmup_options(
 
 def _session_bundle_config(
     options: ServerOptions) -> session_bundle_config_pb2.SessionBundleConfig:
-  """The "tensorflow" platform's config from the flags (as upstream's server.cc).
+  """The "tensorflow" platform's config, from the flags (as upstream's server).
 
   Raises:
     StartupError: a session config file that cannot be read.
