@@ -35,6 +35,16 @@ from tensorflow_serving.util import tensor_codec
 
 _GRPC_TO_CODE = {c.name: c for c in status.Code}
 
+# (case, model, code, message): the failures both protocols must agree on.
+_FAILURES = (
+    ("unknown_model", "nope", status.Code.NOT_FOUND,
+     "Servable not found for request: Latest(nope)"),
+    ("wrong_servable_kind", "table", status.Code.UNIMPLEMENTED,
+     "Servable table does not support this API"),
+    ("exception_inside_the_servable", "faulty", status.CATCH_ALL_CODE,
+     faulty_servable.ERROR_TEXT),
+)
+
 
 class GrpcRestParityTest(parameterized.TestCase):
 
@@ -109,14 +119,7 @@ class GrpcRestParityTest(parameterized.TestCase):
     self.assertEqual((http_code, rest_message),
                      (http_server.to_http_status(code), message))
 
-  @parameterized.named_parameters(
-      ("unknown_model", "nope", status.Code.NOT_FOUND,
-       "Servable not found for request: Latest(nope)"),
-      ("wrong_servable_kind", "table", status.Code.UNIMPLEMENTED,
-       "Servable table does not support this API"),
-      ("exception_inside_the_servable", "faulty", status.CATCH_ALL_CODE,
-       faulty_servable.ERROR_TEXT),
-  )
+  @parameterized.named_parameters(*_FAILURES)
   def test_predict(self, model, code, message):
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model
@@ -125,14 +128,7 @@ class GrpcRestParityTest(parameterized.TestCase):
     self.assert_same_failure("Predict", request, "predict",
                              {"instances": [[1.0]]}, code, message)
 
-  @parameterized.named_parameters(
-      ("unknown_model", "nope", status.Code.NOT_FOUND,
-       "Servable not found for request: Latest(nope)"),
-      ("wrong_servable_kind", "table", status.Code.UNIMPLEMENTED,
-       "Servable table does not support this API"),
-      ("exception_inside_the_servable", "faulty", status.CATCH_ALL_CODE,
-       faulty_servable.ERROR_TEXT),
-  )
+  @parameterized.named_parameters(*_FAILURES)
   def test_classify(self, model, code, message):
     request = requests.classification_request("", 1.0, model=model)
     self.assert_same_failure("Classify", request, "classify",
