@@ -126,7 +126,7 @@ class HttpRestApiHandler:
     info = http_rest_api_util.ModelInfo()
     try:
       info = http_rest_api_util.parse_model_info(http_method, path)
-      context = dataclasses.replace(context, api=info.method)
+      context = context.for_api(info.method)
       call = self._prepare(
           http_method, path, info,
           http_rest_api_util.decompress(body, content_encoding))
