@@ -129,10 +129,6 @@ class DataPlane:
   def __init__(self, core: ServingCore) -> None:
     self._core = core
 
-  @property
-  def core(self) -> ServingCore:
-    return self._core
-
   # ------------------------------------------------------------ the APIs
 
   def predict(

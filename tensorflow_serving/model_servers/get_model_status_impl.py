@@ -1,8 +1,9 @@
 """GetModelStatus, transport-free: every version's state from the monitor.
 
-Shared by the gRPC ModelService and the REST status endpoint (as upstream's
-model_servers/get_model_status_impl). Without a version in the ModelSpec,
-all known versions are reported, highest first; version_label is ignored.
+The DataPlane answers the gRPC ModelService and the REST status endpoint
+with it (as upstream's model_servers/get_model_status_impl). Without a
+version in the ModelSpec, all known versions are reported, highest first;
+version_label is ignored.
 Each version carries its ModelVersionStatus.State (START 10 ... END 50) and
 a StatusProto with its error, if it failed.
 """
