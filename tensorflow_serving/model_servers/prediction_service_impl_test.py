@@ -349,18 +349,39 @@ class PredictionServiceTest(parameterized.TestCase):
     self.assertEqual(response.results[2].model_spec.signature_name,
                      "classify_x_to_y")
 
-  def test_multi_inference_tf2(self):
-    response = self.stub.MultiInference(
-        requests.multi_inference_request([("regress_x_to_y", _REGRESS)], 4.0,
-                                         model="half_tf2"), timeout=30)
+  @parameterized.parameters(*_MODELS)
+  def test_multi_inference_as_upstream(self, model):
+    # Upstream's testMultiInference / testMultiInferenceTf2, over the wire.
+    # In the TF2 export regress_x_to_y and classify_x_to_y take their
+    # examples through different input tensors; both tasks still run.
+    metadata = self.stub.GetModelMetadata(
+        get_model_metadata_pb2.GetModelMetadataRequest(
+            model_spec={"name": model}, metadata_field=["signature_def"]),
+        timeout=30)
+    signature_defs = get_model_metadata_pb2.SignatureDefMap()
+    metadata.metadata["signature_def"].Unpack(signature_defs)
+    input_tensors = {
+        signature_defs.signature_def[name].inputs["inputs"].name
+        for name in ("regress_x_to_y", "classify_x_to_y")
+    }
+    self.assertLen(input_tensors, 1 if model == "half_tf1" else 2)
+
+    request = requests.multi_inference_request(
+        [("regress_x_to_y", _REGRESS), ("classify_x_to_y", _CLASSIFY)], 2.0,
+        model=model)
+    response = self.stub.MultiInference(request, timeout=30)
+    self.assertLen(response.results, 2)
     self.assertEqual(
-        response.results[0].regression_result.regressions[0].value, 4.0)
-    self._assert_error(
-        self.stub.MultiInference,
-        requests.multi_inference_request(
-            [("regress_x_to_y", _REGRESS), ("classify_x_to_y", _CLASSIFY)],
-            4.0, model="half_tf2"), grpc.StatusCode.INVALID_ARGUMENT,
-        "Input tensor must be the same for all Signatures.")
+        response.results[0].regression_result.regressions[0].value, 3.0)
+    self.assertEqual(
+        response.results[1].classification_result.classifications[0]
+        .classes[0].score, 3.0)
+    for task, result in zip(request.tasks, response.results):
+      self.assertEqual(result.model_spec.name, model)
+      self.assertEqual(result.model_spec.signature_name,
+                       task.model_spec.signature_name)
+      self.assertEqual(result.model_spec.version.value,
+                       7 if model == "half_tf1" else 3)
 
   def test_multi_inference_errors(self):
     code = grpc.StatusCode
