@@ -239,8 +239,15 @@ class PredictionServiceTest(parameterized.TestCase):
         self.stub.Predict,
         _predict_request(model, x=np.ones((1, 1), np.int32)),
         code.INVALID_ARGUMENT,
-        contains=("Type mismatch: actual int32 vs. expect float",
-                  "alias: x"))
+        "Expects arg[0] to be float but int32 is provided")
+    # The second feed in sorted tensor-name order (a_in:0, b_in:0 in TF1;
+    # TF2's placeholders sort the same way).
+    self._assert_error(
+        self.stub.Predict,
+        _predict_request(model, "sum_and_diff", a=np.zeros(1, np.float32),
+                         b=np.zeros(1, np.int64)),
+        code.INVALID_ARGUMENT,
+        "Expects arg[1] to be float but int64 is provided")
     malformed = tensor_pb2.TensorProto(dtype=1, tensor_content=b"\0" * 6)
     malformed.tensor_shape.dim.add().size = 1
     self._assert_error(self.stub.Predict, _predict_request(model, x=malformed),

@@ -97,13 +97,17 @@ class MultiInferenceTest(parameterized.TestCase):
   @parameterized.parameters("tf1", "tf2")
   def test_input_tensor_that_cannot_take_examples(self, kind):
     # regress_x2_to_y3 takes a float tensor, not serialized examples: the
-    # examples are fed to it too and TensorFlow refuses them.
+    # examples are fed to it too and TensorFlow refuses them, in the words of
+    # upstream's session, which numbers the feeds by sorted tensor name:
+    # TF1 "tf_example:0" < "x2:0"; TF2 "regress_x2_to_y3_inputs:0" <
+    # "regress_x_to_y_inputs:0".
+    index = {"tf1": 1, "tf2": 0}[kind]
     self._assert_error(
         kind,
         requests.multi_inference_request(
             [("regress_x_to_y", _REGRESS), ("regress_x2_to_y3", _REGRESS)],
             1.0), status.Code.INVALID_ARGUMENT,
-        "Type mismatch: actual string vs. expect float")
+        f"Expects arg[{index}] to be float but string is provided")
 
   def test_errors(self):
     self._assert_error(

@@ -154,10 +154,12 @@ class PredictTest(parameterized.TestCase):
 
   @parameterized.parameters(*_KINDS)
   def test_wrong_dtype(self, kind):
+    # Upstream's text: TensorFlow's DirectSession numbers the feeds by sorted
+    # tensor name.
     self._assert_error(
         status.Code.INVALID_ARGUMENT,
-        "Type mismatch: actual int32 vs. expect float for input tensor "
-        "alias: x", kind, _request(x=np.ones((1, 1), np.int32)))
+        "Expects arg[0] to be float but int32 is provided", kind,
+        _request(x=np.ones((1, 1), np.int32)))
 
   @parameterized.parameters(*_KINDS)
   def test_malformed_tensor(self, kind):
@@ -228,7 +230,8 @@ class PredictTest(parameterized.TestCase):
     with self.assertRaises(status.ServingError) as ctx:
       predict_util.run_predict_arrays(self.bundles[kind], "",
                                       {"x": np.array([[4]])})
-    self.assertIn("actual int64 vs. expect float", ctx.exception.message)
+    self.assertIn("Expects arg[0] to be float but int64 is provided",
+                  ctx.exception.message)
     with self.assertRaises(status.ServingError) as ctx:
       predict_util.run_predict_arrays(self.bundles[kind], "sum_and_diff",
                                       {"a": np.zeros(1, np.float32)})
