@@ -335,6 +335,28 @@ class PredictionServiceTest(parameterized.TestCase):
         self.stub.Regress,
         requests.regression_request("regress_x_to_y", 1.0, model="nope"),
         code.NOT_FOUND, "Servable not found for request: Latest(nope)")
+    # tf.Example features of the wrong kind, missing or of the wrong length:
+    # TensorFlow's ParseExample texts, which upstream passes on as they are.
+    request = requests.classification_request("classify_x_to_y", model=model)
+    request.input.example_list.examples.add().features.feature[
+        "x"].int64_list.value.append(2)
+    self._assert_error(
+        self.stub.Classify, request, code.INVALID_ARGUMENT,
+        contains="Name: <unknown>, Key: x, Index: 0.  Data types don't match. "
+        "Data type: int64 but expected type: float")
+    self._assert_error(
+        self.stub.Regress,
+        requests.regression_request("regress_x_to_y", None, model=model),
+        code.INVALID_ARGUMENT,
+        contains="Name: <unknown>, Feature: x (data type: float) is required "
+        "but could not be found.")
+    request = requests.regression_request("regress_x_to_y", model=model)
+    request.input.example_list.examples.add().features.feature[
+        "x"].float_list.value.extend([2.0, 3.0])
+    self._assert_error(
+        self.stub.Regress, request, code.INVALID_ARGUMENT,
+        contains="Name: <unknown>, Key: x, Index: 0.  Number of float values "
+        "!= expected.  Values size: 2 but output shape: [1]")
 
   # ------------------------------------------------------- MultiInference
 
