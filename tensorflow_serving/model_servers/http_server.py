@@ -40,7 +40,6 @@ import zlib
 
 from absl import logging
 from aiohttp import web
-from google.protobuf import text_format
 
 from tensorflow_serving.config import monitoring_config_pb2
 from tensorflow_serving.model_servers import http_rest_api_handler
@@ -48,6 +47,7 @@ from tensorflow_serving.model_servers import http_rest_api_util
 from tensorflow_serving.model_servers import prometheus_exporter
 from tensorflow_serving.util import json_tensor
 from tensorflow_serving.util import metrics
+from tensorflow_serving.util import proto_util
 from tensorflow_serving.util import status
 
 # Upstream's gzip limit on a decompressed request body.
@@ -112,20 +112,12 @@ def read_monitoring_config(path: str) -> monitoring_config_pb2.MonitoringConfig:
   """Reads a --monitoring_config_file (text-format MonitoringConfig).
 
   Raises:
-    ServingError: INVALID_ARGUMENT if the file cannot be read or parsed.
+    ServingError: the file system's error if it cannot be read, or
+      INVALID_ARGUMENT "Invalid protobuf file: '<path>'. ..." (upstream's
+      ParseProtoTextFile) if it does not parse.
   """
-  try:
-    with open(path, encoding="utf-8") as f:
-      text = f.read()
-  except OSError as e:
-    raise status.invalid_argument(
-        f"Failed to read monitoring config file {path}: {e}") from None
-  try:
-    return text_format.Parse(text, monitoring_config_pb2.MonitoringConfig())
-  except text_format.ParseError as e:
-    raise status.invalid_argument(
-        "Error parsing text-format tensorflow.serving.MonitoringConfig in "
-        f"{path}: {e}") from None
+  return proto_util.parse_proto_text_file(
+      path, monitoring_config_pb2.MonitoringConfig())
 
 
 def _decompress(body: bytes, encoding: str) -> bytes:

@@ -9,11 +9,11 @@ and applied with ServerCore.reload_config(), as upstream's server.cc does.
 import threading
 
 from absl import logging
-from google.protobuf import text_format
 
 from tensorflow_serving.config import model_server_config_pb2
 from tensorflow_serving.model_servers import server_core as server_core_lib
 from tensorflow_serving.sources.storage_path import file_system as fs_lib
+from tensorflow_serving.util import proto_util
 from tensorflow_serving.util import status
 
 ModelServerConfig = model_server_config_pb2.ModelServerConfig
@@ -52,26 +52,11 @@ def parse_model_server_config_file(
   """
   data = (file_system or fs_lib.GFileFileSystem()).read_file(path)
   try:
-    text = data.decode("utf-8")
-  except UnicodeDecodeError as e:
-    raise status.invalid_argument(
-        f"Invalid protobuf file: '{path}'. Error parsing text-format "
-        f"tensorflow.serving.ModelServerConfig: {e}") from e
-  config = ModelServerConfig()
-  try:
-    text_format.Parse(text, config)
-  except text_format.ParseError as e:
-    detail = str(e)
-    if e.GetLine() is not None:
-      # The parser's message already starts with "line:column : ".
-      detail = detail.split(" : ", 1)[-1]
-      detail = f"{e.GetLine()}:{e.GetColumn()}: {detail}"
-    message = ("Error parsing text-format "
-               f"tensorflow.serving.ModelServerConfig: {detail}")
-    logging.error("%s", message)
-    raise status.invalid_argument(
-        f"Invalid protobuf file: '{path}'. {message}") from e
-  return config
+    return proto_util.parse_text_proto(path, data, ModelServerConfig())
+  except status.ServingError as e:
+    # Upstream's parser logs the line and column; they are in the status too.
+    logging.error("%s", e.message)
+    raise
 
 
 class ModelConfigFilePoller:

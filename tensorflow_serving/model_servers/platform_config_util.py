@@ -28,13 +28,13 @@ from typing import Callable, Optional
 
 from google.protobuf import descriptor_pool
 from google.protobuf import message as message_lib
-from google.protobuf import text_format
 
 from tensorflow_serving.config import platform_config_pb2
 from tensorflow_serving.servables.tensorflow import batching_parameters_util
 from tensorflow_serving.servables.tensorflow import saved_model_bundle_source_adapter as adapter_lib
 from tensorflow_serving.servables.tensorflow import saved_model_bundle_source_adapter_pb2
 from tensorflow_serving.servables.tensorflow import session_bundle_config_pb2
+from tensorflow_serving.util import proto_util
 from tensorflow_serving.util import status
 
 PlatformConfigMap = platform_config_pb2.PlatformConfigMap
@@ -75,15 +75,11 @@ def read_platform_config_map(path: str) -> PlatformConfigMap:
   """Parses a text-format PlatformConfigMap file.
 
   Raises:
-    ServingError: INVALID_ARGUMENT "Invalid protobuf file: '<path>'..."
-      (upstream's words) if it cannot be read or parsed.
+    ServingError: the file system's error ("<path>; No such file or
+      directory", NOT_FOUND) if it cannot be read, INVALID_ARGUMENT "Invalid
+      protobuf file: '<path>'. ..." (upstream's words) if it does not parse.
   """
-  try:
-    with open(path, encoding="utf-8") as f:
-      return text_format.Parse(f.read(), PlatformConfigMap())
-  except (OSError, UnicodeDecodeError, text_format.ParseError) as e:
-    raise status.invalid_argument(
-        f"Invalid protobuf file: '{path}': {e}") from e
+  return proto_util.parse_proto_text_file(path, PlatformConfigMap())
 
 
 def saved_model_adapter_options(

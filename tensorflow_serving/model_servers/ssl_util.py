@@ -15,10 +15,10 @@ The same credentials secure the TCP port and the Unix socket, as upstream.
 The REST port stays plain HTTP.
 """
 
-from google.protobuf import text_format
 import grpc
 
 from tensorflow_serving.config import ssl_config_pb2
+from tensorflow_serving.util import proto_util
 from tensorflow_serving.util import status
 
 
@@ -26,15 +26,11 @@ def read_ssl_config(path: str) -> ssl_config_pb2.SSLConfig:
   """Parses a text-format SSLConfig file.
 
   Raises:
-    ServingError: INVALID_ARGUMENT "Invalid protobuf file: '<path>'" (as
-      upstream) if it cannot be read or parsed.
+    ServingError: the file system's error ("<path>; No such file or
+      directory", NOT_FOUND) if it cannot be read, INVALID_ARGUMENT "Invalid
+      protobuf file: '<path>'. ..." (as upstream) if it does not parse.
   """
-  try:
-    with open(path, encoding="utf-8") as f:
-      return text_format.Parse(f.read(), ssl_config_pb2.SSLConfig())
-  except (OSError, UnicodeDecodeError, text_format.ParseError) as e:
-    raise status.invalid_argument(
-        f"Invalid protobuf file: '{path}': {e}") from e
+  return proto_util.parse_proto_text_file(path, ssl_config_pb2.SSLConfig())
 
 
 def build_server_credentials(

@@ -27,6 +27,7 @@ from google.protobuf import text_format
 from tensorflow_serving.batching import shared_batch_scheduler
 from tensorflow_serving.servables.tensorflow import batching_session
 from tensorflow_serving.servables.tensorflow import session_bundle_config_pb2
+from tensorflow_serving.util import proto_util
 from tensorflow_serving.util import status
 
 BatchingParameters = session_bundle_config_pb2.BatchingParameters
@@ -52,36 +53,28 @@ def parse_batching_parameters(text: str) -> BatchingParameters:
   """Parses text-format BatchingParameters.
 
   Raises:
-    ServingError: INVALID_ARGUMENT with the parser's line and column.
+    ServingError: INVALID_ARGUMENT "Error parsing text-format
+      tensorflow.serving.BatchingParameters: <line>:<column>: <what>".
   """
   params = BatchingParameters()
   try:
     text_format.Parse(text, params)
   except text_format.ParseError as e:
     raise status.invalid_argument(
-        "Error parsing text-format tensorflow.serving.BatchingParameters: "
-        f"{e}") from e
+        proto_util.parse_error_detail(params.DESCRIPTOR.full_name, e)) from e
   return params
 
 
 def read_batching_parameters_file(path: str) -> BatchingParameters:
-  """Reads --batching_parameters_file.
+  """Reads --batching_parameters_file, as upstream's ParseProtoTextFile.
 
   Raises:
-    ServingError: NOT_FOUND if the file cannot be read, INVALID_ARGUMENT if
-      it is not valid text format.
+    ServingError: the file system's error ("<path>; No such file or
+      directory", NOT_FOUND) if it cannot be read, INVALID_ARGUMENT
+      "Invalid protobuf file: '<path>'. Error parsing ..." if it does not
+      parse.
   """
-  try:
-    with open(path, encoding="utf-8") as f:
-      text = f.read()
-  except OSError as e:
-    raise status.not_found(
-        f"Could not read batching parameters file {path}: "
-        f"{e.strerror or e}") from e
-  try:
-    return parse_batching_parameters(text)
-  except status.ServingError as e:
-    raise e.with_prefix(f"{path}: ") from e
+  return proto_util.parse_proto_text_file(path, BatchingParameters())
 
 
 def max_batch_size(params: BatchingParameters) -> int:
