@@ -398,8 +398,9 @@ class GrpcServiceConformanceTest(absltest.TestCase):
             os.path.realpath(reply["origin"]).startswith(
                 os.path.realpath(env_dir) + os.sep),
             f"{client} came from {reply['origin']}, not from {env_dir}")
-    with self.assertRaises(ImportError):
-      importlib.import_module("tritonclient")
+    for client in _CLIENTS:
+      with self.assertRaises(ImportError):
+        importlib.import_module(client)
 
   def test_file_identity(self):
     self.assertEqual(self.ours.package, _PACKAGE)
