@@ -4,6 +4,8 @@
 #
 #   tools/build_image.sh [--tag=IMAGE] [--wheel=PATH] [--cache_dir=DIR] [--force]
 #
+# (--cache_dir default: ~/.cache/tensorflow-serving-py.)
+#
 #  1. Base image localhost/tensorflow-serving-py-base:bookworm: a Debian
 #     bookworm root file system from debootstrap (minbase, python3,
 #     python3-venv, ca-certificates) from the Debian mirror apt uses, imported
@@ -30,7 +32,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SELF="$ROOT/tools/$(basename "${BASH_SOURCE[0]}")"
 TAG="localhost/tensorflow-serving-py:latest"
 BASE_TAG="localhost/tensorflow-serving-py-base:bookworm"
-CACHE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/tensorflow-serving-py"
+CACHE_DIR=""
 WHEEL=""
 FORCE=0
 PYTHON="${PYTHON:-$ROOT/.venv/bin/python3}"
@@ -53,6 +55,10 @@ for arg in "$@"; do
   esac
 done
 
+if [[ -z "$CACHE_DIR" ]]; then
+  home="${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}"
+  CACHE_DIR="${XDG_CACHE_HOME:-$home/.cache}/tensorflow-serving-py"
+fi
 command -v podman >/dev/null || die "podman is not installed; run tools/configure.sh"
 [[ -x "$PYTHON" ]] || die "no Python at $PYTHON; run tools/configure.sh or set PYTHON"
 mkdir -p "$CACHE_DIR"

@@ -24,9 +24,10 @@ _KUBERNETES_VERSIONS = ("1.29.0", "1.37.0")
 _KSERVE_KINDS = ("ClusterServingRuntime", "InferenceService")
 # The image tools/build_image.sh builds.
 _IMAGE = "localhost/tensorflow-serving-py:latest"
-# The server's drain bound (model_servers/server.py, http_server.py): the
-# grace period must cover it after the preStop pause.
-_SERVER_DRAIN_SECONDS = 10
+# The server's drain bound (model_servers/server.py, http_server.py: 10 s
+# for in-flight requests, 5 more for the REST loop to close): the grace
+# period must cover it after the preStop pause.
+_SERVER_DRAIN_SECONDS = 15
 # KServe's kserve-tensorflow-serving runtime, as KServe ships it.
 _KSERVE_ARGS = [
     "--model_name={{.Name}}",
