@@ -70,6 +70,14 @@ _GROUPS: Dict[str, str] = {
     "portpicker": "test",
     # absl's logging is as harmless as the standard library's.
     "absl.logging": "stdlib",
+    # Object-store clients: only the storage-path file systems use them.
+    "boto3": "object_store",
+    "botocore": "object_store",
+    "s3transfer": "object_store",
+    "google.cloud": "object_store",
+    "google.auth": "object_store",
+    "google.api_core": "object_store",
+    "google.resumable_media": "object_store",
 }
 
 
@@ -103,7 +111,7 @@ _RULES: Dict[str, Rule] = {
     "config":        Rule("apis config",                                        "protobuf tf_protos"),
     "util":          Rule("util apis config",                                   "protobuf tf_protos numpy:codecs"),
     "core":          Rule("core util apis:protos config:protos",                "protobuf"),
-    "sources":       Rule("sources core util config",                           "protobuf tensorflow tf_protos"),
+    "sources":       Rule("sources core util config",                           "protobuf tensorflow tf_protos object_store"),
     "batching":      Rule("batching util",                                      ""),
     "servables":     Rule("servables core util sources batching apis config",   "protobuf tf_protos tensorflow numpy other"),
     "model_servers": Rule("*",                                                  "*"),

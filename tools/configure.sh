@@ -58,7 +58,7 @@ if [[ "$(cat "$VENV/.requirements_hash" 2>/dev/null)" != "$req_hash" ]]; then
   log "installing tools/requirements.txt into $VENV"
   "$VENV/bin/python3" -m pip install -q --disable-pip-version-check -r tools/requirements.txt 2>&1 \
     | grep -v "is neither a file nor a directory" >&2 || true
-  "$VENV/bin/python3" -c "import tensorflow, grpc, grpc_tools, absl, numpy" \
+  "$VENV/bin/python3" -c "import tensorflow, grpc, grpc_tools, absl, numpy, boto3, google.cloud.storage" \
     || die "the virtualenv is incomplete; see the pip output above"
   echo "$req_hash" > "$VENV/.requirements_hash"
 fi
