@@ -87,7 +87,7 @@ flags.DEFINE_bool("enable_serialization_as_tensor_content", False, "Enable seria
 # --- Not in upstream: object stores and the upload-complete guard ------------
 flags.DEFINE_string("model_cache_dir", "", "Directory where versions on s3:// and gs:// base paths are copied before they load (a version's copy is removed when it unloads). Default: <temp dir>/tensorflow_serving_model_cache.")
 flags.DEFINE_string("version_ready_marker", "", "If non-empty, a version directory is loaded only once it holds a file of this name (written last by the uploader). If empty, a version is loaded once saved_model.pb and its variables are all there and its files were unchanged for one poll interval.")
-flags.DEFINE_float("storage_timeout_seconds", 30.0, "Connect and read timeout, in seconds, of each request to an object store (s3://, gs://); failed requests are retried up to 3 times.")
+flags.DEFINE_float("storage_timeout_seconds", 30.0, "Connect and read timeout, in seconds, of each request to an object store (s3://, gs://); throttled, failed or broken requests are retried (S3: 3 attempts in all; GCS: until this time has passed).")
 flags.DEFINE_integer("storage_download_threads", 8, "Files of one version downloaded at once from an object store.")
 
 # Flags that name features this server does not have (TPU, TFLite, XLA, GPU,
