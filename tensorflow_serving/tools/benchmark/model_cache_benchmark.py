@@ -17,20 +17,43 @@ run it on a quiet machine.
 
 import os
 import shutil
+import socket
+import subprocess
+import sys
 import tempfile
 import time
 from typing import Sequence
 
 from absl import app
 from absl import flags
+import boto3
+from google.auth import credentials as google_credentials
+from google.cloud import storage
 
 from tensorflow_serving.core import servable_id as servable_id_lib
 from tensorflow_serving.sources.storage_path import file_system_registry
 from tensorflow_serving.sources.storage_path import model_cache
-from tensorflow_serving.sources.storage_path.test_util import object_store_emulators
 
 _SIZE_MB = flags.DEFINE_integer("size_mb", 512, "Size of the file, in MB.")
 _THREADS = flags.DEFINE_integer("threads", 8, "--storage_download_threads")
+
+
+def _start(command: list[str], cwd: str) -> tuple[subprocess.Popen, str]:
+  """Starts an emulator on a free loopback port; returns it and its URL."""
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+  process = subprocess.Popen(  # pylint: disable=consider-using-with
+      [sys.executable, "-m", *command, str(port)], cwd=cwd,
+      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  for _ in range(600):
+    try:
+      with socket.create_connection(("127.0.0.1", port), timeout=1):
+        return process, f"http://127.0.0.1:{port}"
+    except OSError:
+      time.sleep(0.1)
+  process.kill()
+  raise RuntimeError(f"{command} did not start")
 
 
 def _reset_peak_rss() -> None:
@@ -64,17 +87,24 @@ def main(argv: Sequence[str]) -> None:
   print(f"file: {size_mb:.0f} MB; local copy: {local_seconds:.2f} s "
         f"({size_mb / local_seconds:.0f} MB/s)")
 
-  s3 = object_store_emulators.S3Emulator()
-  gcs = object_store_emulators.GcsEmulator()
-  s3.start()
-  gcs.start()
+  # The same emulators the tests use (tools/requirements.txt).
+  moto, s3_url = _start(["moto.server", "-H", "127.0.0.1", "-p"], work)
+  gcs_emulator, gcs_url = _start(
+      ["gcp_storage_emulator", "start", "--host", "127.0.0.1", "--port"], work)
   try:
-    os.environ.update(s3.env())
-    os.environ.update(gcs.env())
-    s3.client().create_bucket(Bucket="bench")
-    s3.client().upload_file(big, "bench", "model/1/variables/" +
-                            os.path.basename(big))
-    gcs.client().create_bucket("bench").blob(
+    os.environ.update({
+        "AWS_ENDPOINT_URL_S3": s3_url, "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true", "STORAGE_EMULATOR_HOST": gcs_url,
+        "GOOGLE_CLOUD_PROJECT": "bench"})
+    s3_client = boto3.client("s3")
+    gcs_client = storage.Client(
+        project="bench", credentials=google_credentials.AnonymousCredentials(),
+        client_options={"api_endpoint": gcs_url})
+    s3_client.create_bucket(Bucket="bench")
+    s3_client.upload_file(big, "bench", "model/1/variables/" +
+                          os.path.basename(big))
+    gcs_client.create_bucket("bench").blob(
         "model/1/variables/" + os.path.basename(big)).upload_from_filename(
             big, timeout=600)
     fs = file_system_registry.SchemeFileSystem(
@@ -82,9 +112,9 @@ def main(argv: Sequence[str]) -> None:
     key = "model/1/variables/" + os.path.basename(big)
     baselines = {
         "s3://bench/model/1":
-            lambda path: s3.client().download_file("bench", key, path),
+            lambda path: s3_client.download_file("bench", key, path),
         "gs://bench/model/1":
-            lambda path: gcs.client().bucket("bench").blob(
+            lambda path: gcs_client.bucket("bench").blob(
                 key).download_to_filename(path, timeout=600),
     }
     for url, baseline in baselines.items():
@@ -111,8 +141,10 @@ def main(argv: Sequence[str]) -> None:
             f"{rss_growth:.0f} MB ({rss_growth / size_mb * 100:.1f}% of the "
             "file)")
   finally:
-    s3.stop()
-    gcs.stop()
+    moto.kill()
+    gcs_emulator.kill()
+    moto.wait()
+    gcs_emulator.wait()
     shutil.rmtree(work, ignore_errors=True)
 
 
