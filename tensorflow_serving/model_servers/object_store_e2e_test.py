@@ -6,8 +6,9 @@ object-store client libraries inside the server, SavedModels loaded by
 TensorFlow from the server's local cache, gRPC clients on real sockets. The
 tests cover issue 15's item 5 and, on object stores, the upload-complete
 guard and the storage faults of issue 14 (items 3 and 4):
-  * serving from each store; a new version picked up within two polls; a
-    half-uploaded version ignored until complete;
+  * serving from each store (warmup records read from the local copy); a
+    new version picked up within two polls; a half-uploaded version ignored
+    until complete;
   * the store stopped (GCS: process stopped, connections refused) or frozen
     (S3: SIGSTOP, requests hang until --storage_timeout_seconds) for 15 s
     while clients keep calling: no request fails, the outage is logged once
@@ -24,7 +25,6 @@ guard and the storage faults of issue 14 (items 3 and 4):
 
 import os
 import re
-import shutil
 import threading
 import time
 
@@ -40,6 +40,7 @@ from tensorflow_serving.apis import prediction_service_pb2_grpc
 from tensorflow_serving.model_servers.test_util import fault_proxy
 from tensorflow_serving.model_servers.test_util import model_server_process
 from tensorflow_serving.servables.tensorflow.test_util import half_plus_two
+from tensorflow_serving.servables.tensorflow.test_util import warmup_requests
 from tensorflow_serving.sources.storage_path.test_util import object_store_emulators
 from tensorflow_serving.util import tensor_codec
 
@@ -220,12 +221,19 @@ class ServingFromObjectStoreTest(_ObjectStoreTest):
     bucket = f"serve-{kind}"
     store.create_bucket(bucket)
     base = store.url(bucket, "models/half")
-    store.upload_model(bucket, "models/half/1", self.export(1))
+    v1 = self.export(1)
+    warmup_requests.write(v1, warmup_requests.half_plus_two_records("half"))
+    store.upload_model(bucket, "models/half/1", v1)
     server, address = self.start_server(
         ["--model_name=half", f"--model_base_path={base}",
          "--storage_timeout_seconds=2"], store.emulator.env())
     self.assertEqual(self.predict_version(address, "half"), 1)
     self.assertEqual(self.copies(), ["half/1"])
+    # Warmup records were read from the local copy.
+    self.assertRegex(
+        server.log(), "Finished reading warmup data for model at " +
+        re.escape(self.cache_dir) + r"/\S+/half/1/assets.extra/"
+        r"tf_serving_warmup_requests\. Number of warmup records read: 4\.")
     loop = _PredictLoop(address, "half")
     loop.start()
     self.addCleanup(loop.stop)
