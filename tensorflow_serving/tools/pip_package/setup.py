@@ -27,6 +27,10 @@ _NOT_X86 = 'platform_machine != "x86_64" and platform_machine != "AMD64"'
 REQUIRED_PACKAGES = [
     "absl-py>=2.1,<3",
     "aiohttp>=3.9,<4",
+    # Models and config files on s3:// (sources/storage_path/s3_file_system).
+    "boto3>=1.35,<2",
+    # ... and on gs:// (sources/storage_path/gcs_file_system).
+    "google-cloud-storage>=2.18,<4",
     # The generated *_pb2_grpc.py files refuse an older grpcio than the
     # grpcio-tools that generated them (tools/requirements.txt).
     "grpcio>=1.85.1,<2",
