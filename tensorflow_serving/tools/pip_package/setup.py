@@ -29,6 +29,7 @@ REQUIRED_PACKAGES = [
     "aiohttp>=3.9,<4",
     # Models and config files on s3:// (sources/storage_path/s3_file_system).
     "boto3>=1.35,<2",
+    "botocore>=1.35,<2",
     # ... and on gs:// (sources/storage_path/gcs_file_system).
     "google-cloud-storage>=2.18,<4",
     # The generated *_pb2_grpc.py files refuse an older grpcio than the
