@@ -318,32 +318,51 @@ def _format_double(val: float) -> str:
   return _finish_decimal(text)
 
 
+def _short_candidates(flat: np.ndarray) -> np.ndarray:
+  """Which values (likely) round-trip through six significant digits: the
+  value rounded to six digits in float64 arithmetic, converted back, equals
+  it. Only a hint: each candidate's "%.6g" text is checked exactly."""
+  wide = flat.astype(np.float64)
+  with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+    magnitude = np.abs(wide)
+    exponent = np.floor(np.log10(np.where(magnitude > 0, magnitude, 1.0)))
+    scale = np.power(10.0, 5.0 - exponent)
+    rounded = np.round(wide * scale) / scale
+    candidates = (rounded.astype(flat.dtype) == flat) | (wide == 0)
+  return candidates & np.isfinite(wide)
+
+
 def _format_decimals(flat: np.ndarray) -> list[str]:
-  """Writes a flat float32/float64 array as WriteDecimal does, in bulk: one
-  %-format call per form for all values, numpy for the round-trip check, and
-  Python only to pick each value's form and for the few that need ".0"."""
+  """Writes a flat float32/float64 array as WriteDecimal does ("%.6g" when
+  it round-trips, else max_digits10), in bulk: one %-format call for all
+  values in the long form, Python's "%.6g" (checked) only for the values
+  numpy finds likely to round-trip, and ".0" only where it is missing."""
   n = flat.size
   if not n:
     return []
-  values = tuple(flat.tolist())
-  texts = (("%.6g," * n) % values).split(",")
-  del texts[-1]
+  values = flat.tolist()
+  if flat.dtype == np.float32 and n > 64:
+    texts = (("%.9g," * n) % tuple(values)).split(",")
+    del texts[-1]
+    # float64 arithmetic is exact enough to find float32's short values.
+    for i in np.flatnonzero(_short_candidates(flat)).tolist():
+      text = "%.6g" % values[i]
+      if float(np.float32(float(text))) == values[i]:
+        texts[i] = text
+  else:
+    texts = (("%.6g," * n) % tuple(values)).split(",")
+    del texts[-1]
+    with np.errstate(invalid="ignore"):
+      back = np.array(texts, dtype=np.float64).astype(flat.dtype)
+    long_format = "%.9g" if flat.dtype == np.float32 else "%.17g"
+    for i in np.flatnonzero(back != flat).tolist():
+      texts[i] = long_format % values[i]
+    if n <= 64:
+      return [_finish_decimal(text) for text in texts]
+  # Only texts of whole numbers (or non-finite values) can lack '.' and 'e'.
   with np.errstate(invalid="ignore"):
-    back = np.array(texts, dtype=np.float64)
-    short = back.astype(flat.dtype) == flat
-  if not short.all():
-    # NaN never compares equal: it takes the long form, which is "nan" too.
-    long_format = "%.9g," if flat.dtype == np.float32 else "%.17g,"
-    longs = ((long_format * n) % values).split(",")
-    texts = [a if keep else b
-             for a, b, keep in zip(texts, longs, short.tolist())]
-    back = np.where(short, back, flat.astype(np.float64))
-  # Texts without '.' or 'e' are the finite whole numbers printed in full;
-  # non-finite values are spelled as JSON tokens.
-  with np.errstate(invalid="ignore"):
-    finite = np.isfinite(back)
-    plain = finite & (np.abs(back) < 1e17) & (back == np.trunc(back))
-  for i in np.flatnonzero(plain | ~finite).tolist():
+    whole = ~np.isfinite(flat) | (flat == np.trunc(flat))
+  for i in np.flatnonzero(whole).tolist():
     texts[i] = _finish_decimal(texts[i])
   return texts
 
