@@ -1373,7 +1373,7 @@ def _fast_tensor(val: Any, dtype: int, depth: int,
   if flat.size != math.prod(shape):
     raise _NotFast()
   if max_abs is not None:
-    if flat.size and np.abs(flat).max() > max_abs:
+    if flat.size and (flat.max() > max_abs or flat.min() < -max_abs):
       raise _NotFast()
     array = flat.astype(_NUMPY_OF[dtype])
   elif dtype == DT.DT_UINT64:
