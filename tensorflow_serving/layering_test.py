@@ -32,6 +32,9 @@ _GROUPS: Dict[str, str] = {
     "google.protobuf": "protobuf",
     "numpy": "numpy",
     "ml_dtypes": "numpy",  # numpy dtypes (bfloat16 ...)
+    # JSON parsers in C, for the JSON codec (util/json_tensor).
+    "simdjson": "json",
+    "orjson": "json",
     "tensorflow": "tensorflow",
     "keras": "tensorflow",
     "tf_keras": "tensorflow",
@@ -68,6 +71,7 @@ _GROUPS: Dict[str, str] = {
     "absl.testing": "test",
     "unittest": "test",
     "portpicker": "test",
+    "hypothesis": "test",
     # absl's logging is as harmless as the standard library's.
     "absl.logging": "stdlib",
     # Object-store clients: only the storage-path file systems use them.
@@ -109,7 +113,7 @@ _RULES: Dict[str, Rule] = {
     "":              Rule("",                                                   ""),
     "apis":          Rule("apis config",                                        "protobuf tf_protos"),
     "config":        Rule("apis config",                                        "protobuf tf_protos"),
-    "util":          Rule("util apis config",                                   "protobuf tf_protos numpy:codecs"),
+    "util":          Rule("util apis config",                                   "protobuf tf_protos numpy:codecs json:codecs"),
     "core":          Rule("core util apis:protos config:protos",                "protobuf"),
     "sources":       Rule("sources core util config",                           "protobuf tensorflow tf_protos object_store"),
     "batching":      Rule("batching util",                                      ""),

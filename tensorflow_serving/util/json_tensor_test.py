@@ -4,11 +4,11 @@ and the differential test that holds the decode paths to one result."""
 import base64
 import json
 import math
+import struct
 
 from absl.testing import absltest
 import hypothesis
 from hypothesis import strategies as st
-import numpy as np
 import tensorflow as tf
 
 from tensorflow.core.framework import types_pb2
@@ -574,7 +574,8 @@ class UpstreamRulesTest(absltest.TestCase):
     and error messages print it as a decimal."""
     self.assertEqual(
         self.decode('{"inputs": [100000000000000000000]}',
-                    x=DT.DT_FLOAT)["x"].tolist(), [float(np.float32(1e20))])
+                    x=DT.DT_FLOAT)["x"].tolist(),
+        [struct.unpack("f", struct.pack("f", 1e20))[0]])
     self.assertDecodeError(
         '{"inputs": [100000000000000000000]}',
         "JSON Value: 1e+20 Type: Number is not of expected type: int64",
@@ -734,9 +735,9 @@ class UpstreamRulesTest(absltest.TestCase):
     and ...Errors (0 against 1 is inconsistent)."""
     response = predict_pb2.PredictResponse()
     response.outputs["a"].CopyFrom(
-        tf.make_tensor_proto(np.zeros((0, 2), np.int32)))
+        tf.make_tensor_proto([], tf.int32, shape=[0, 2]))
     response.outputs["b"].CopyFrom(
-        tf.make_tensor_proto(np.zeros((0, 3, 4), np.float32)))
+        tf.make_tensor_proto([], tf.float32, shape=[0, 3, 4]))
     self.assertEqual(json_tensor.make_json_from_tensors(response.outputs, ROW),
                      '{\n    "predictions": []\n}')
     response.outputs["c"].CopyFrom(tf.make_tensor_proto(["x"]))
