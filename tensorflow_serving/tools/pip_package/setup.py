@@ -43,6 +43,8 @@ REQUIRED_PACKAGES = [
     # The generated *_pb2.py files need a protobuf runtime of the same major
     # version and at least the protoc version that generated them.
     "protobuf>=7.35.1,<8",
+    # REST JSON bodies are parsed straight into arrays (util/json_tensor).
+    "pysimdjson>=7,<8",
     f"tensorflow-cpu>=2.21,<3; {_X86}",
     f"tensorflow>=2.21,<3; {_NOT_X86}",
 ]
