@@ -43,11 +43,15 @@ DoneCallback = Callable[[status.ServingError | None], None]
 
 @dataclasses.dataclass(frozen=True)
 class ServableStateSnapshot:
-  """A managed version's harness state and its manager-specific state."""
+  """A managed version's harness state and its manager-specific state.
+
+  `error` is the harness's error when the state is ERROR.
+  """
 
   id: ServableId
   state: State
   additional_state: Any
+  error: status.ServingError | None = None
 
 
 class _InlineExecutor:
@@ -283,7 +287,7 @@ class BasicManager(manager_lib.Manager):
       versions = self._managed.get(servable_name, {})
       return [
           ServableStateSnapshot(m.harness.id, m.harness.state,
-                                m.additional_state)
+                                m.additional_state, m.harness.error)
           for _, m in sorted(versions.items())
       ]
 

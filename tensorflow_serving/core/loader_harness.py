@@ -104,21 +104,30 @@ class LoaderHarness:
     with self._mu:
       return self._error
 
-  def _transition(self, expected: State, new: State, what: str) -> None:
+  def _transition(self, expected: State, new: State) -> None:
+    """Moves expected -> new; any other current state is a manager bug.
+
+    Raises:
+      ServingError: INTERNAL "Illegal request to transition from state <now>
+        to <new>", upstream's text (whose release builds also put the
+        harness in ERROR; here the harness keeps its state, so the manager
+        can still unload it).
+    """
     with self._mu:
       if self._state != expected:
-        raise status.failed_precondition(
-            f"Servable: {self._id} cannot be {what}. In state: "
-            f"{self._state.value} instead of state: {expected.value}")
+        raise status.internal(
+            "Illegal request to transition from state "
+            f"{self._state.value} to {new.value}")
       self._state = new
 
   def load_requested(self) -> None:
-    self._transition(State.NEW, State.LOAD_REQUESTED,
-                     "transitioned to load-requested")
+    with self._mu:
+      if self._state != State.NEW:
+        raise status.failed_precondition("Duplicate load request")
+      self._state = State.LOAD_REQUESTED
 
   def load_approved(self) -> None:
-    self._transition(State.LOAD_REQUESTED, State.LOAD_APPROVED,
-                     "approved for loading")
+    self._transition(State.LOAD_REQUESTED, State.LOAD_APPROVED)
 
   def load(self) -> None:
     """Loads with retries (blocking); READY on success, ERROR and raises else.
@@ -127,7 +136,7 @@ class LoaderHarness:
       ServingError: the last load failure, or CANCELLED if the retries were
         cancelled before the first attempt.
     """
-    self._transition(State.LOAD_APPROVED, State.LOADING, "loaded")
+    self._transition(State.LOAD_APPROVED, State.LOADING)
     try:
       if self._cancel_load_retry.is_set():
         logging.info("Load cancelled for servable: %s", self._id)
@@ -150,18 +159,21 @@ class LoaderHarness:
       self._state = State.READY
 
   def unload_requested(self) -> None:
-    self._transition(State.READY, State.UNLOAD_REQUESTED,
-                     "transitioned to unload-requested")
+    with self._mu:
+      if self._state != State.READY:
+        raise status.failed_precondition(
+            "Servable not loaded, or unload already requested/ongoing")
+      self._state = State.UNLOAD_REQUESTED
 
   def start_quiescing(self) -> None:
-    self._transition(State.UNLOAD_REQUESTED, State.QUIESCING, "quiesced")
+    self._transition(State.UNLOAD_REQUESTED, State.QUIESCING)
 
   def done_quiescing(self) -> None:
-    self._transition(State.QUIESCING, State.QUIESCED, "done quiescing")
+    self._transition(State.QUIESCING, State.QUIESCED)
 
   def unload(self) -> None:
     """Calls Loader.unload(); DISABLED afterwards (unload never fails)."""
-    self._transition(State.QUIESCED, State.UNLOADING, "unloaded")
+    self._transition(State.QUIESCED, State.UNLOADING)
     try:
       self._loader.unload()
     except Exception:  # pylint: disable=broad-except

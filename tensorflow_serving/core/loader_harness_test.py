@@ -43,9 +43,21 @@ class LoaderHarnessTest(absltest.TestCase):
     harness = self.make(fake_loader.FakeLoader(ID))
     with self.assertRaises(status.ServingError) as cm:
       harness.load()
+    # Upstream's texts and codes (core/loader_harness.cc).
+    self.assertEqual(cm.exception.code, status.Code.INTERNAL)
+    self.assertEqual(cm.exception.message,
+                     "Illegal request to transition from state new to loading")
+    harness.load_requested()
+    with self.assertRaises(status.ServingError) as cm:
+      harness.load_requested()
     self.assertEqual(cm.exception.code, status.Code.FAILED_PRECONDITION)
-    self.assertIn("In state: new instead of state: load-approved",
-                  cm.exception.message)
+    self.assertEqual(cm.exception.message, "Duplicate load request")
+    with self.assertRaises(status.ServingError) as cm:
+      harness.unload_requested()
+    self.assertEqual(cm.exception.code, status.Code.FAILED_PRECONDITION)
+    self.assertEqual(
+        cm.exception.message,
+        "Servable not loaded, or unload already requested/ongoing")
 
   def test_retries_then_succeeds(self):
     loader = fake_loader.FakeLoader(ID, fail_times=2)

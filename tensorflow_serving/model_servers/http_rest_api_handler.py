@@ -21,10 +21,8 @@ itself), through one table-driven path. A request refused before it reaches
 the data plane (bad URL, body or encoding) is still counted once
 (DataPlane.count_refused).
 
-JSON is parsed with orjson (about 3.5x faster than the standard library on a
-784-float instance); util/json_tensor falls back to the standard library for
-what orjson refuses (NaN/Infinity tokens, malformed bodies), so results and
-error texts never depend on it.
+Bodies are read by util/json_tensor as upstream's rapidjson reads them
+(numeric Predict bodies go straight into arrays through simdjson).
 
 Thread-safe: process_request() is called from the HTTP server's worker pool
 and blocks while the model runs.
@@ -34,7 +32,6 @@ import dataclasses
 from typing import Any, Callable, Mapping, Optional
 
 from absl import logging
-import orjson
 
 from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import classification_pb2
@@ -78,7 +75,7 @@ class _ExampleApi:
   """How one tf.Example API (:classify, :regress) reads and writes JSON."""
 
   request_type: type
-  decode: Callable[..., None]  # (body, request, fast_loads=...)
+  decode: Callable[[bytes, Any], None]  # (body, request)
   call: Callable[[data_plane_lib.DataPlane, Any, Any], Any]
   encode: Callable[[Any], str]  # response.result -> JSON
 
@@ -173,7 +170,7 @@ class HttpRestApiHandler:
           return inputs
 
         request_format.append(json_tensor.fill_predict_request_from_json(
-            body, input_infos, request, fast_loads=orjson.loads))
+            body, input_infos, request))
 
       response = self._data_plane.predict(request, context, decode=decode)
       return json_tensor.make_json_from_tensors(response.outputs,
@@ -185,7 +182,7 @@ class HttpRestApiHandler:
                    body: bytes) -> _Call:
     request = api.request_type()
     http_rest_api_util.fill_model_spec(request.model_spec, info)
-    api.decode(body, request, fast_loads=orjson.loads)
+    api.decode(body, request)
     return lambda context: api.encode(
         api.call(self._data_plane, request, context).result)
 

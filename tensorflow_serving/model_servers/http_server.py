@@ -48,7 +48,7 @@ from tensorflow_serving.model_servers import http_rest_api_util
 from tensorflow_serving.model_servers import prometheus_exporter
 from tensorflow_serving.util import json_tensor
 from tensorflow_serving.util import metrics
-from tensorflow_serving.util import proto_text_file
+from tensorflow_serving.util import proto_util
 from tensorflow_serving.util import status
 
 _ORIGIN_REGEX = re.compile(r"https?://.*", re.IGNORECASE)
@@ -115,10 +115,13 @@ def read_monitoring_config(path: str) -> monitoring_config_pb2.MonitoringConfig:
   """Reads a --monitoring_config_file (text-format MonitoringConfig).
 
   Raises:
-    ServingError: as util/proto_text_file.
+    ServingError: the file system's error if it cannot be read, or
+      INVALID_ARGUMENT "Invalid protobuf file: '<path>'. ..." (upstream's
+      ParseProtoTextFile) if it does not parse.
   """
-  return proto_text_file.read_text_proto_file(
+  return proto_util.parse_proto_text_file(
       path, monitoring_config_pb2.MonitoringConfig())
+
 
 
 class HttpRestServer:

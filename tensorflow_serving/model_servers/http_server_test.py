@@ -346,13 +346,21 @@ class MonitoringConfigTest(absltest.TestCase):
     config = http_server.read_monitoring_config(path)
     self.assertTrue(config.prometheus_config.enable)
     self.assertEqual(config.prometheus_config.path, "/m")
+    # Upstream's ParseProtoTextFile texts (util/proto_util.h).
     bad = self.create_tempfile(content="prometheus_config { nope: 1 }")
-    with self.assertRaisesRegex(status.ServingError,
-                                "Error parsing text-format "
-                                "tensorflow.serving.MonitoringConfig"):
+    with self.assertRaises(status.ServingError) as cm:
       http_server.read_monitoring_config(bad.full_path)
-    with self.assertRaisesRegex(status.ServingError, "Failed to read"):
+    self.assertEqual(cm.exception.code, status.Code.INVALID_ARGUMENT)
+    self.assertStartsWith(
+        cm.exception.message,
+        f"Invalid protobuf file: '{bad.full_path}'. Error parsing text-format "
+        "tensorflow.serving.MonitoringConfig: 1:21: ")
+    with self.assertRaises(status.ServingError) as cm:
       http_server.read_monitoring_config("/nonexistent/monitoring.config")
+    self.assertEqual(cm.exception.code, status.Code.NOT_FOUND)
+    self.assertEqual(cm.exception.message,
+                     "/nonexistent/monitoring.config; No such file or "
+                     "directory")
 
 
 class HttpStatusTest(absltest.TestCase):

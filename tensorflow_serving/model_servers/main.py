@@ -83,6 +83,12 @@ flags.DEFINE_bool("skip_initialize_tpu", _DEFAULTS.skip_initialize_tpu, "Whether
 flags.DEFINE_bool("enable_grpc_healthcheck_service", _DEFAULTS.enable_grpc_healthcheck_service, "Enable the standard gRPC healthcheck service.")
 flags.DEFINE_bool("enable_serialization_as_tensor_content", _DEFAULTS.enable_serialization_as_tensor_content, "Enable serialization of predict response as tensor content.")
 
+# --- Not in upstream: object stores and the upload-complete guard ------------
+flags.DEFINE_string("model_cache_dir", _DEFAULTS.model_cache_dir, "Directory where versions on s3:// and gs:// base paths are copied before they load (a version's copy is removed when it unloads). Default: <temp dir>/tensorflow_serving_model_cache.")
+flags.DEFINE_string("version_ready_marker", _DEFAULTS.version_ready_marker, "If non-empty, a version directory is loaded only once it holds a file of this name (written last by the uploader). If empty, a version is loaded once saved_model.pb and its variables are all there and its files were unchanged for one poll interval.")
+flags.DEFINE_float("storage_timeout_seconds", _DEFAULTS.storage_timeout_seconds, "Connect and read timeout, in seconds, of each request to an object store (s3://, gs://); throttled, failed or broken requests are retried (S3: 3 attempts in all; GCS: until this time has passed).")
+flags.DEFINE_integer("storage_download_threads", _DEFAULTS.storage_download_threads, "Files of one version downloaded at once from an object store.")
+
 # Flags that name features this server does not have (TPU, TFLite, XLA, GPU,
 # mixed precision, the TF profiler): accepted for compatibility, and a log
 # line says once that they are ignored when set to a non-default value.

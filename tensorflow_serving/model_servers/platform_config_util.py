@@ -41,7 +41,7 @@ from tensorflow_serving.servables.tensorflow import batching_parameters_util
 from tensorflow_serving.servables.tensorflow import saved_model_bundle_source_adapter as adapter_lib
 from tensorflow_serving.servables.tensorflow import saved_model_bundle_source_adapter_pb2
 from tensorflow_serving.servables.tensorflow import session_bundle_config_pb2
-from tensorflow_serving.util import proto_text_file
+from tensorflow_serving.util import proto_util
 from tensorflow_serving.util import status
 
 PlatformConfigMap = platform_config_pb2.PlatformConfigMap
@@ -93,10 +93,11 @@ def read_platform_config_map(path: str) -> PlatformConfigMap:
   """Parses a text-format PlatformConfigMap file.
 
   Raises:
-    ServingError: as util/proto_text_file ("Invalid protobuf file: '<path>'.
-      ..." for bad text).
+    ServingError: the file system's error ("<path>; No such file or
+      directory", NOT_FOUND) if it cannot be read, INVALID_ARGUMENT "Invalid
+      protobuf file: '<path>'. ..." (upstream's words) if it does not parse.
   """
-  return proto_text_file.read_text_proto_file(path, PlatformConfigMap())
+  return proto_util.parse_proto_text_file(path, PlatformConfigMap())
 
 
 def saved_model_adapter_options(

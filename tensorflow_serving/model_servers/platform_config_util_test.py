@@ -136,8 +136,11 @@ class PlatformConfigUtilTest(absltest.TestCase):
       f.write("platform_configs { nonsense")
     with self.assertRaises(status.ServingError) as cm:
       platform_config_util.read_platform_config_map(path)
-    self.assertStartsWith(cm.exception.message,
-                          f"Invalid protobuf file: '{path}'")
+    self.assertEqual(cm.exception.code, status.Code.INVALID_ARGUMENT)
+    self.assertStartsWith(
+        cm.exception.message,
+        f"Invalid protobuf file: '{path}'. Error parsing text-format "
+        "tensorflow.serving.PlatformConfigMap: 1:")
 
 
 if __name__ == "__main__":

@@ -241,8 +241,15 @@ class PredictionServiceTest(parameterized.TestCase):
         self.stub.Predict,
         _predict_request(model, x=np.ones((1, 1), np.int32)),
         code.INVALID_ARGUMENT,
-        contains=("Type mismatch: actual int32 vs. expect float",
-                  "alias: x"))
+        "Expects arg[0] to be float but int32 is provided")
+    # The second feed in sorted tensor-name order (a_in:0, b_in:0 in TF1;
+    # TF2's placeholders sort the same way).
+    self._assert_error(
+        self.stub.Predict,
+        _predict_request(model, "sum_and_diff", a=np.zeros(1, np.float32),
+                         b=np.zeros(1, np.int64)),
+        code.INVALID_ARGUMENT,
+        "Expects arg[1] to be float but int64 is provided")
     malformed = tensor_pb2.TensorProto(dtype=1, tensor_content=b"\0" * 6)
     malformed.tensor_shape.dim.add().size = 1
     self._assert_error(self.stub.Predict, _predict_request(model, x=malformed),
@@ -330,6 +337,28 @@ class PredictionServiceTest(parameterized.TestCase):
         self.stub.Regress,
         requests.regression_request("regress_x_to_y", 1.0, model="nope"),
         code.NOT_FOUND, "Servable not found for request: Latest(nope)")
+    # tf.Example features of the wrong kind, missing or of the wrong length:
+    # TensorFlow's ParseExample texts, which upstream passes on as they are.
+    request = requests.classification_request("classify_x_to_y", model=model)
+    request.input.example_list.examples.add().features.feature[
+        "x"].int64_list.value.append(2)
+    self._assert_error(
+        self.stub.Classify, request, code.INVALID_ARGUMENT,
+        contains="Name: <unknown>, Key: x, Index: 0.  Data types don't match. "
+        "Data type: int64 but expected type: float")
+    self._assert_error(
+        self.stub.Regress,
+        requests.regression_request("regress_x_to_y", None, model=model),
+        code.INVALID_ARGUMENT,
+        contains="Name: <unknown>, Feature: x (data type: float) is required "
+        "but could not be found.")
+    request = requests.regression_request("regress_x_to_y", model=model)
+    request.input.example_list.examples.add().features.feature[
+        "x"].float_list.value.extend([2.0, 3.0])
+    self._assert_error(
+        self.stub.Regress, request, code.INVALID_ARGUMENT,
+        contains="Name: <unknown>, Key: x, Index: 0.  Number of float values "
+        "!= expected.  Values size: 2 but output shape: [1]")
 
   # ------------------------------------------------------- MultiInference
 
@@ -351,18 +380,39 @@ class PredictionServiceTest(parameterized.TestCase):
     self.assertEqual(response.results[2].model_spec.signature_name,
                      "classify_x_to_y")
 
-  def test_multi_inference_tf2(self):
-    response = self.stub.MultiInference(
-        requests.multi_inference_request([("regress_x_to_y", _REGRESS)], 4.0,
-                                         model="half_tf2"), timeout=30)
+  @parameterized.parameters(*_MODELS)
+  def test_multi_inference_as_upstream(self, model):
+    # Upstream's testMultiInference / testMultiInferenceTf2, over the wire.
+    # In the TF2 export regress_x_to_y and classify_x_to_y take their
+    # examples through different input tensors; both tasks still run.
+    metadata = self.stub.GetModelMetadata(
+        get_model_metadata_pb2.GetModelMetadataRequest(
+            model_spec={"name": model}, metadata_field=["signature_def"]),
+        timeout=30)
+    signature_defs = get_model_metadata_pb2.SignatureDefMap()
+    metadata.metadata["signature_def"].Unpack(signature_defs)
+    input_tensors = {
+        signature_defs.signature_def[name].inputs["inputs"].name
+        for name in ("regress_x_to_y", "classify_x_to_y")
+    }
+    self.assertLen(input_tensors, 1 if model == "half_tf1" else 2)
+
+    request = requests.multi_inference_request(
+        [("regress_x_to_y", _REGRESS), ("classify_x_to_y", _CLASSIFY)], 2.0,
+        model=model)
+    response = self.stub.MultiInference(request, timeout=30)
+    self.assertLen(response.results, 2)
     self.assertEqual(
-        response.results[0].regression_result.regressions[0].value, 4.0)
-    self._assert_error(
-        self.stub.MultiInference,
-        requests.multi_inference_request(
-            [("regress_x_to_y", _REGRESS), ("classify_x_to_y", _CLASSIFY)],
-            4.0, model="half_tf2"), grpc.StatusCode.INVALID_ARGUMENT,
-        "Input tensor must be the same for all Signatures.")
+        response.results[0].regression_result.regressions[0].value, 3.0)
+    self.assertEqual(
+        response.results[1].classification_result.classifications[0]
+        .classes[0].score, 3.0)
+    for task, result in zip(request.tasks, response.results):
+      self.assertEqual(result.model_spec.name, model)
+      self.assertEqual(result.model_spec.signature_name,
+                       task.model_spec.signature_name)
+      self.assertEqual(result.model_spec.version.value,
+                       7 if model == "half_tf1" else 3)
 
   def test_multi_inference_errors(self):
     code = grpc.StatusCode

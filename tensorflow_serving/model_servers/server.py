@@ -43,7 +43,10 @@ from tensorflow_serving.servables.tensorflow import bundle_factory_util
 from tensorflow_serving.servables.tensorflow import saved_model_bundle_source_adapter as adapter_lib
 from tensorflow_serving.servables.tensorflow import session_bundle_config_pb2
 from tensorflow_serving.servables.tensorflow import tfrecord_log_collector
-from tensorflow_serving.util import proto_text_file
+from tensorflow_serving.sources.storage_path import file_system_registry
+from tensorflow_serving.sources.storage_path import model_cache as model_cache_lib
+from tensorflow_serving.sources.storage_path import version_readiness
+from tensorflow_serving.util import proto_util
 from tensorflow_serving.util import status
 
 # gRPC's own limit; upstream sets it for both directions on the server.
@@ -129,6 +132,12 @@ class ServerOptions:
   skip_initialize_tpu: bool = False
   enable_grpc_healthcheck_service: bool = False
   enable_serialization_as_tensor_content: bool = False
+  # Not in upstream: models on object stores and the upload-complete guard
+  # (docs/serving_config.md).
+  model_cache_dir: str = ""
+  version_ready_marker: str = ""
+  storage_timeout_seconds: float = 30.0
+  storage_download_threads: int = 8
 
   @classmethod
   def flag_names(cls) -> list[str]:
@@ -285,7 +294,7 @@ def _read_session_config(path: str) -> Optional[config_pb2.ConfigProto]:
   if not path:
     return None
   try:
-    return proto_text_file.read_text_proto_file(path, config_pb2.ConfigProto())
+    return proto_util.parse_proto_text_file(path, config_pb2.ConfigProto())
   except status.ServingError as e:
     raise StartupError(
         f"Failed to read --tensorflow_session_config_file {path}: {e}") from e
@@ -345,9 +354,18 @@ class Server:
   def _build_server_core(
       self, options: ServerOptions) -> server_core_lib.ServerCore:
     """Reads the model config, then loads every model (blocking)."""
+    file_system = file_system_registry.SchemeFileSystem(
+        file_system_registry.SchemeFileSystem.Options(
+            timeout_seconds=options.storage_timeout_seconds))
+    cache = model_cache_lib.ModelCache(
+        file_system,
+        model_cache_lib.ModelCache.Options(
+            cache_dir=options.model_cache_dir,
+            download_threads=options.storage_download_threads))
+    self._after_unload_stoppers.append(cache.close)
     if options.model_config_file:
       config = model_config_file.parse_model_server_config_file(
-          options.model_config_file)
+          options.model_config_file, file_system)
     else:
       config = model_config_file.build_single_model_config(
           options.model_name, options.model_base_path)
@@ -369,6 +387,10 @@ class Server:
             allow_version_labels_for_unavailable_models=(
                 options.allow_version_labels_for_unavailable_models),
             server_request_logger=_new_server_request_logger(),
+            file_system=file_system,
+            model_cache=cache,
+            version_readiness=version_readiness.VersionReadiness.Options(
+                ready_marker=options.version_ready_marker),
         ))
     if options.flush_filesystem_caches:
       # Upstream frees its file systems' caches after loads; tf.io.gfile,
@@ -380,7 +402,7 @@ class Server:
         options.model_config_file_poll_wait_seconds > 0):
       poller = model_config_file.ModelConfigFilePoller(
           core, options.model_config_file,
-          options.model_config_file_poll_wait_seconds)
+          options.model_config_file_poll_wait_seconds, file_system)
       poller.start()
       self._background_stoppers.append(poller.stop)
     return core

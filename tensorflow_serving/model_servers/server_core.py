@@ -6,6 +6,10 @@ server_core.h). From a ModelServerConfig's model_config_list it builds
   FileSystemStoragePathSource -> DynamicSourceRouter -> one SourceAdapter per
   platform (+ an error adapter for unknown ones) -> AspiredVersionsManager
 
+where each platform's adapter is wrapped in a CachingSourceAdapter, which
+copies versions on s3:// and gs:// to a local ModelCache as part of their
+load (not in upstream),
+
 with one event bus that a ServableStateMonitor listens to. Platforms come
 from a registry (Options.platform_source_adapters: name -> adapter factory):
 the server registers "tensorflow"; tests register "hashmap".
@@ -53,8 +57,12 @@ from tensorflow_serving.core import servable_state_monitor
 from tensorflow_serving.core import server_request_logger as request_logger_lib
 from tensorflow_serving.core import source_adapter
 from tensorflow_serving.core import target
+from tensorflow_serving.sources.storage_path import caching_source_adapter
 from tensorflow_serving.sources.storage_path import file_system as fs_lib
+from tensorflow_serving.sources.storage_path import file_system_registry
 from tensorflow_serving.sources.storage_path import file_system_storage_path_source as fs_source
+from tensorflow_serving.sources.storage_path import model_cache as model_cache_lib
+from tensorflow_serving.sources.storage_path import version_readiness as readiness_lib
 from tensorflow_serving.util import clock as clock_lib
 from tensorflow_serving.util import event_bus
 from tensorflow_serving.util import metrics
@@ -213,7 +221,13 @@ class ServerCore:
         AvailabilityPreservingPolicy).
       manage_state_interval_micros: the manager thread's period (100 ms).
       clock: event timestamps and load-retry waits (a fake one in tests).
-      file_system: how base paths are read (None: tf.io.gfile).
+      file_system: how base paths are read (None: s3:// and gs:// through
+        their object-store clients, other paths through tf.io.gfile).
+      model_cache: where versions on object stores are copied before they
+        load; every platform's adapter is wrapped in a CachingSourceAdapter
+        (None: a ModelCache with default options, over file_system).
+      version_readiness: the upload-complete guard's options
+        [--version_ready_marker] (None: no guard, as upstream).
       server_request_logger: where ModelConfig.logging_config takes effect:
         updated with each applied config, fed by log_request(), closed by
         stop(). None: a config with logging_config is refused ("No
@@ -243,6 +257,8 @@ class ServerCore:
     clock: clock_lib.Clock = dataclasses.field(
         default_factory=clock_lib.RealClock)
     file_system: fs_lib.FileSystem | None = None
+    model_cache: model_cache_lib.ModelCache | None = None
+    version_readiness: readiness_lib.VersionReadiness.Options | None = None
     server_request_logger: request_logger_lib.ServerRequestLogger | None = None
 
   def __init__(self, options: "ServerCore.Options") -> None:
@@ -282,6 +298,8 @@ class ServerCore:
         None)  # guarded by self._labels_mu
     # Set by stop(); ends waits for models and refuses further reloads.
     self._stop_event = threading.Event()
+    # The cache made here when Options.model_cache is None; closed by stop().
+    self._own_model_cache: model_cache_lib.ModelCache | None = None
 
   @classmethod
   def create(cls, options: "ServerCore.Options") -> "ServerCore":
@@ -526,8 +544,11 @@ class ServerCore:
                         routes: dict[str, int]) -> None:
     """Builds source -> router -> adapters -> manager; waits for the models."""
     opts = self._options
+    cache = self._model_cache()
     adapters: list[source_adapter.SourceAdapter] = [
-        opts.platform_source_adapters[p]() for p in sorted(self._platform_ports)
+        caching_source_adapter.CachingSourceAdapter(
+            opts.platform_source_adapters[p](), cache)
+        for p in sorted(self._platform_ports)
     ]
     adapters.append(
         source_adapter.ErrorInjectingSourceAdapter(
@@ -537,7 +558,8 @@ class ServerCore:
         source_config,
         fs_source.FileSystemStoragePathSource.Options(
             file_system=opts.file_system,
-            poll_wait_seconds=opts.file_system_poll_wait_seconds))
+            poll_wait_seconds=opts.file_system_poll_wait_seconds,
+            version_readiness=opts.version_readiness))
     self._adapters, self._router, self._source = adapters, router, source
     self._config = config
     # Wire from the manager backwards, so nothing has to be buffered; the
@@ -581,6 +603,15 @@ class ServerCore:
     finally:
       fresh_monitor.close()
 
+  def _model_cache(self) -> model_cache_lib.ModelCache:
+    if self._options.model_cache is not None:
+      return self._options.model_cache
+    if self._own_model_cache is None:
+      self._own_model_cache = model_cache_lib.ModelCache(
+          self._options.file_system or
+          file_system_registry.SchemeFileSystem())
+    return self._own_model_cache
+
   # -------------------------------------------------------------- shutdown
 
   def stop(self) -> None:
@@ -594,6 +625,8 @@ class ServerCore:
     if source is not None:
       source.stop()
     self._manager.stop()
+    if self._own_model_cache is not None:
+      self._own_model_cache.close()
     self._monitor.close()
     if self._options.server_request_logger is not None:
       self._options.server_request_logger.close()

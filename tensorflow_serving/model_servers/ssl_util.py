@@ -18,7 +18,7 @@ The REST port stays plain HTTP.
 import grpc
 
 from tensorflow_serving.config import ssl_config_pb2
-from tensorflow_serving.util import proto_text_file
+from tensorflow_serving.util import proto_util
 from tensorflow_serving.util import status
 
 
@@ -26,10 +26,11 @@ def read_ssl_config(path: str) -> ssl_config_pb2.SSLConfig:
   """Parses a text-format SSLConfig file.
 
   Raises:
-    ServingError: as util/proto_text_file ("Invalid protobuf file: '<path>'.
-      ..." for bad text, as upstream).
+    ServingError: the file system's error ("<path>; No such file or
+      directory", NOT_FOUND) if it cannot be read, INVALID_ARGUMENT "Invalid
+      protobuf file: '<path>'. ..." (as upstream) if it does not parse.
   """
-  return proto_text_file.read_text_proto_file(path, ssl_config_pb2.SSLConfig())
+  return proto_util.parse_proto_text_file(path, ssl_config_pb2.SSLConfig())
 
 
 def build_server_credentials(

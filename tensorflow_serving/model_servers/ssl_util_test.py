@@ -42,7 +42,13 @@ class ReadSslConfigTest(absltest.TestCase):
       ssl_util.read_ssl_config(path)
     self.assertEqual(cm.exception.code, status.Code.INVALID_ARGUMENT)
     self.assertStartsWith(cm.exception.message,
-                          f"Invalid protobuf file: '{path}'")
+                          f"Invalid protobuf file: '{path}'. Error parsing "
+                          "text-format tensorflow.serving.SSLConfig: 1:")
+    with self.assertRaises(status.ServingError) as cm:
+      ssl_util.read_ssl_config(path + ".missing")
+    self.assertEqual(cm.exception.code, status.Code.NOT_FOUND)
+    self.assertEqual(cm.exception.message,
+                     f"{path}.missing; No such file or directory")
 
   def test_missing_key_or_ca(self):
     with self.assertRaises(status.ServingError):

@@ -23,10 +23,12 @@ platform whose SessionBundleConfig has batching_parameters):
 
 import dataclasses
 
+from google.protobuf import text_format
+
 from tensorflow_serving.batching import shared_batch_scheduler
 from tensorflow_serving.servables.tensorflow import batching_session
 from tensorflow_serving.servables.tensorflow import session_bundle_config_pb2
-from tensorflow_serving.util import proto_text_file
+from tensorflow_serving.util import proto_util
 from tensorflow_serving.util import status
 
 BatchingParameters = session_bundle_config_pb2.BatchingParameters
@@ -52,19 +54,28 @@ def parse_batching_parameters(text: str) -> BatchingParameters:
   """Parses text-format BatchingParameters.
 
   Raises:
-    ServingError: INVALID_ARGUMENT with the parser's line and column.
+    ServingError: INVALID_ARGUMENT "Error parsing text-format
+      tensorflow.serving.BatchingParameters: <line>:<column>: <what>".
   """
-  return proto_text_file.parse_text_proto(text, BatchingParameters())
+  params = BatchingParameters()
+  try:
+    text_format.Parse(text, params)
+  except text_format.ParseError as e:
+    raise status.invalid_argument(
+        proto_util.parse_error_detail(params.DESCRIPTOR.full_name, e)) from e
+  return params
 
 
 def read_batching_parameters_file(path: str) -> BatchingParameters:
-  """Reads --batching_parameters_file.
+  """Reads --batching_parameters_file, as upstream's ParseProtoTextFile.
 
   Raises:
-    ServingError: as util/proto_text_file (NOT_FOUND for a missing file,
-      INVALID_ARGUMENT "Invalid protobuf file: ..." for bad text).
+    ServingError: the file system's error ("<path>; No such file or
+      directory", NOT_FOUND) if it cannot be read, INVALID_ARGUMENT
+      "Invalid protobuf file: '<path>'. Error parsing ..." if it does not
+      parse.
   """
-  return proto_text_file.read_text_proto_file(path, BatchingParameters())
+  return proto_util.parse_proto_text_file(path, BatchingParameters())
 
 
 def max_batch_size(params: BatchingParameters) -> int:

@@ -76,21 +76,19 @@ class BatchingSessionOptions:
 
 def validate_allowed_batch_sizes(allowed_batch_sizes: Sequence[int],
                                  max_batch_size: int) -> None:
-  """Checks allowed_batch_sizes against max_batch_size (upstream's texts).
+  """Checks allowed_batch_sizes against max_batch_size, as the server does.
+
+  Upstream's server (bundle_factory_util's WrapSessionForBatching) checks
+  only that the last entry is max_batch_size; the order of the others is
+  not checked there (a batch is padded to the first entry that holds it),
+  so a file upstream's server accepts is accepted here too.
 
   Raises:
-    ServingError: INVALID_ARGUMENT.
+    ServingError: INVALID_ARGUMENT "Last entry in allowed_batch_sizes must
+      match max_batch_size; last entry was A; expected B".
   """
   if not allowed_batch_sizes:
     return
-  for previous, size in zip(allowed_batch_sizes, allowed_batch_sizes[1:]):
-    if size <= previous:
-      raise status.invalid_argument(
-          "allowed_batch_sizes entries must be monotonically increasing")
-  if allowed_batch_sizes[0] <= 0:
-    raise status.invalid_argument(
-        "allowed_batch_sizes entries must be positive; got "
-        f"{allowed_batch_sizes[0]}")
   if allowed_batch_sizes[-1] != max_batch_size:
     raise status.invalid_argument(
         "Last entry in allowed_batch_sizes must match max_batch_size; last "

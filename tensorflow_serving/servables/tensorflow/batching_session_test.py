@@ -402,11 +402,8 @@ class HelpersTest(absltest.TestCase):
   def test_validate_allowed_batch_sizes(self):
     bs.validate_allowed_batch_sizes([], 7)
     bs.validate_allowed_batch_sizes([1, 4, 7], 7)
-    with self.assertRaises(status.ServingError) as ctx:
-      bs.validate_allowed_batch_sizes([1, 8, 4], 4)
-    self.assertEqual(
-        ctx.exception.message,
-        "allowed_batch_sizes entries must be monotonically increasing")
+    # As upstream's server: only the last entry is checked.
+    bs.validate_allowed_batch_sizes([1, 8, 4], 4)
     with self.assertRaises(status.ServingError) as ctx:
       bs.validate_allowed_batch_sizes([2, 4], 8)
     self.assertEqual(

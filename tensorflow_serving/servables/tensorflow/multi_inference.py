@@ -1,10 +1,16 @@
 """MultiInference: several Classify/Regress tasks on one input, one session run.
 
-All tasks must name the same model and feed the same input tensor; each
-signature is evaluated once. The fetches of all tasks are run together, then
-each task's result is cut out of them. The version is the one the caller
-resolved from the first task's ModelSpec. Codes and texts are upstream's;
-each result carries its task's ModelSpec (name, signature, version served).
+All tasks must name the same model; each signature is evaluated once. The
+tasks' signatures may take their examples through different input tensors
+(a TF2 export gives every signature function its own placeholder): as
+upstream HEAD does, the input tensor names of all tasks are collected into a
+set and the same serialized examples are fed to each of them, and the
+fetches of all tasks are run together in one session run; each task's result
+is then cut out of them. (Older upstream releases refused tasks whose input
+tensors differed, with "Input tensor must be the same for all Signatures.")
+The version is the one the caller resolved from the first task's ModelSpec.
+Codes and texts are upstream's; each result carries its task's ModelSpec
+(name, signature, version served).
 """
 
 from typing import Optional
@@ -34,9 +40,9 @@ def run_multi_inference(
     raise status.invalid_argument(
         "MultiInferenceRequest must contain at least one task")
   model_name = ""
-  input_name = ""
   plans = []  # (task, signature name, signature)
   seen_signatures = set()
+  feeds = set()
   fetches = set()
   for task in request.tasks:
     if not task.model_spec.name:
@@ -66,17 +72,16 @@ def run_multi_inference(
     else:
       raise status.unimplemented(
           f"Unsupported signature method_name: {task.method_name}")
-    if not input_name:
-      input_name = task_input
-    elif input_name != task_input:
-      raise status.invalid_argument(
-          "Input tensor must be the same for all Signatures.")
+    feeds.add(task_input)
     fetches.update(task_outputs)
     plans.append((task, signature_name, signature))
 
+  # Sorted, as upstream's std::set: one feed/fetch order per task set, so
+  # the bundle reuses one callable for it.
+  feed_names = tuple(sorted(feeds))
   fetch_names = tuple(sorted(fetches))
   examples = util.input_to_serialized_examples(request.input)
-  outputs = bundle.run((input_name,), [examples], fetch_names)
+  outputs = bundle.run(feed_names, [examples] * len(feed_names), fetch_names)
 
   response = inference_pb2.MultiInferenceResponse()
   for task, signature_name, signature in plans:

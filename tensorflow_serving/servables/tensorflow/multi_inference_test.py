@@ -62,13 +62,52 @@ class MultiInferenceTest(parameterized.TestCase):
               .classifications]
     self.assertEqual(scores, [3.0, 4.0])
 
-  def test_tf2_signatures_have_their_own_inputs(self):
-    # Each TF2 signature function has its own placeholder, so (as upstream)
-    # two tasks on a TF2 export cannot share the input.
+  @parameterized.parameters("tf1", "tf2")
+  def test_signatures_with_different_input_tensors(self, kind):
+    # Upstream's testMultiInferenceTf2: in a TF2 export every signature
+    # function has its own placeholder, so regress_x_to_y and classify_x_to_y
+    # take the examples through different tensors; HEAD feeds the same
+    # examples to each (in TF1 the two share one tensor: one feed).
+    regress = self.bundles[kind].signatures["regress_x_to_y"]
+    classify = self.bundles[kind].signatures["classify_x_to_y"]
+    shared = regress.input_names["inputs"] == classify.input_names["inputs"]
+    self.assertEqual(shared, kind == "tf1")
     request = requests.multi_inference_request(
-        [("regress_x_to_y", _REGRESS), ("classify_x_to_y", _CLASSIFY)], 2.0)
-    self._assert_error("tf2", request, status.Code.INVALID_ARGUMENT,
-                       "Input tensor must be the same for all Signatures.")
+        [("regress_x_to_y", _REGRESS), ("classify_x_to_y", _CLASSIFY),
+         ("regress_x_to_y2", _REGRESS)], 2.0, 6.0)
+    response = self._infer(kind, request)
+    self.assertLen(response.results, 3)
+    regress_result, classify_result, regress2_result = response.results
+    self.assertEqual(
+        [r.value for r in regress_result.regression_result.regressions],
+        [3.0, 5.0])
+    self.assertEqual(
+        [c.classes[0].score
+         for c in classify_result.classification_result.classifications],
+        [3.0, 5.0])
+    self.assertEqual(
+        [r.value for r in regress2_result.regression_result.regressions],
+        [4.0, 6.0])
+    for task, result in zip(request.tasks, response.results):
+      self.assertEqual(result.model_spec.name, "half")
+      self.assertEqual(result.model_spec.signature_name,
+                       task.model_spec.signature_name)
+      self.assertEqual(result.model_spec.version.value, 9)
+
+  @parameterized.parameters("tf1", "tf2")
+  def test_input_tensor_that_cannot_take_examples(self, kind):
+    # regress_x2_to_y3 takes a float tensor, not serialized examples: the
+    # examples are fed to it too and TensorFlow refuses them, in the words of
+    # upstream's session, which numbers the feeds by sorted tensor name:
+    # TF1 "tf_example:0" < "x2:0"; TF2 "regress_x2_to_y3_inputs:0" <
+    # "regress_x_to_y_inputs:0".
+    index = {"tf1": 1, "tf2": 0}[kind]
+    self._assert_error(
+        kind,
+        requests.multi_inference_request(
+            [("regress_x_to_y", _REGRESS), ("regress_x2_to_y3", _REGRESS)],
+            1.0), status.Code.INVALID_ARGUMENT,
+        f"Expects arg[{index}] to be float but string is provided")
 
   def test_errors(self):
     self._assert_error(
@@ -100,12 +139,6 @@ class MultiInferenceTest(parameterized.TestCase):
         requests.multi_inference_request([("serving_default", _PREDICT)], 1.0),
         status.Code.UNIMPLEMENTED,
         "Unsupported signature method_name: tensorflow/serving/predict")
-    self._assert_error(
-        "tf1",
-        requests.multi_inference_request(
-            [("regress_x_to_y", _REGRESS), ("regress_x2_to_y3", _REGRESS)],
-            1.0), status.Code.INVALID_ARGUMENT,
-        "Input tensor must be the same for all Signatures.")
     self._assert_error(
         "tf1",
         requests.multi_inference_request([("classify_x_to_y", _REGRESS)], 1.0),

@@ -11,8 +11,11 @@ saved_model GetInputValues, in the same order:
   5. no request input is left unused;
   6. output_filter names known, distinct outputs.
 Input shapes are not checked: tensors are fed as sent and only the graph's ops
-can reject them. Dtypes are checked before the run, so the error can name the
-input (TensorFlow's own check would only name a graph node).
+can reject them. Dtypes are checked before the run, with the text upstream's
+session gives for a fed tensor of the wrong dtype: "Expects arg[i] to be
+<expected> but <actual> is provided", i being the input's position among the
+run's feed tensor names in sorted order, as TensorFlow's DirectSession
+numbers them.
 """
 
 from typing import Callable, Mapping, Optional, Sequence
@@ -98,10 +101,11 @@ def _collect_feeds(
 
 def _type_mismatch(signature: _Signature, alias: str, actual: int,
                    expected: int) -> status.ServingError:
+  feed_name = signature.input_names[alias]
+  index = sorted(signature.feed_names).index(feed_name)
   return status.invalid_argument(
-      f"Type mismatch: actual {util.dtype_string(actual)} vs. expect "
-      f"{util.dtype_string(expected)} for input tensor alias: {alias} "
-      f"(feed name: {signature.input_names[alias]})")
+      f"Expects arg[{index}] to be {util.dtype_string(expected)} but "
+      f"{util.dtype_string(actual)} is provided")
 
 
 def _proto_to_array(signature: _Signature):

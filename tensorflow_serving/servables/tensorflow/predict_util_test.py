@@ -154,10 +154,12 @@ class PredictTest(parameterized.TestCase):
 
   @parameterized.parameters(*_KINDS)
   def test_wrong_dtype(self, kind):
+    # Upstream's text: TensorFlow's DirectSession numbers the feeds by sorted
+    # tensor name.
     self._assert_error(
         status.Code.INVALID_ARGUMENT,
-        "Type mismatch: actual int32 vs. expect float for input tensor "
-        "alias: x", kind, _request(x=np.ones((1, 1), np.int32)))
+        "Expects arg[0] to be float but int32 is provided", kind,
+        _request(x=np.ones((1, 1), np.int32)))
 
   @parameterized.parameters(*_KINDS)
   def test_malformed_tensor(self, kind):

@@ -38,6 +38,7 @@ from tensorflow.core.protobuf import config_pb2
 from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow.python.saved_model import loader_impl
 from tensorflow_serving.servables.tensorflow import batching_session
+from tensorflow_serving.servables.tensorflow import util
 from tensorflow_serving.util import status
 from tensorflow_serving.util import tensor_codec
 
@@ -255,7 +256,11 @@ class SavedModelBundle:
       runner = self._runner(feed_names, fetch_names)
       outputs = runner.call(*feeds)
     except tf.errors.OpError as e:
-      raise status.from_exception(e) from None
+      message = e.message
+      if (isinstance(e, tf.errors.InvalidArgumentError) and
+          message.startswith("Type mismatch: ")):
+        message = self._feed_type_mismatch(feed_names, feeds) or message
+      raise status.ServingError(e.error_code, message) from None
     except (TypeError, ValueError) as e:
       # TensorFlow refused the feeds or fetches before running (e.g. a tensor
       # name that is not in the graph).
@@ -263,6 +268,28 @@ class SavedModelBundle:
     if runner.gather is not None:
       outputs = [outputs[i] for i in runner.gather]
     return outputs
+
+  def _feed_type_mismatch(self, feed_names: Sequence[str],
+                          feeds: Sequence[np.ndarray]) -> Optional[str]:
+    """Upstream's text for a feed of the wrong dtype, or None if none is.
+
+    A callable reports "Type mismatch: actual X vs. expect Y" and names a
+    graph node; upstream's Session::Run says "Expects arg[i] to be Y but X
+    is provided", numbering the feeds by sorted tensor name. Worked out only
+    on this error path, so a good run pays nothing for it.
+    """
+    order = sorted(feed_names)
+    for name, feed in zip(feed_names, feeds):
+      try:
+        expected = self.session.graph.get_tensor_by_name(name).dtype
+        actual = tensor_codec.from_numpy_dtype(np.asarray(feed).dtype)
+      except (KeyError, ValueError, status.ServingError):
+        return None
+      if actual != expected.as_datatype_enum:
+        return (f"Expects arg[{order.index(name)}] to be "
+                f"{util.dtype_string(expected.as_datatype_enum)} but "
+                f"{util.dtype_string(actual)} is provided")
+    return None
 
   def close(self) -> None:
     """Releases the callables (and batching queues) and closes the session."""

@@ -125,6 +125,15 @@ class AdapterWarmupTest(absltest.TestCase):
     # --enable_model_warmup=false: the file is not read at all.
     self.load(bad, enable_model_warmup=False)
 
+  def test_tf2_export_replays_every_kind(self):
+    # The multi_inference record's classify and regress tasks take their
+    # examples through different input tensors in a TF2 export; the replay
+    # feeds both, as a MultiInference request does, and the load succeeds.
+    export_dir = half_plus_two.write_tf2(
+        os.path.join(half_plus_two.fresh_dir("adapter_warmup_tf2"), "1"))
+    warmup_requests.write(export_dir, warmup_requests.half_plus_two_records())
+    self.load(export_dir)
+
 
 if __name__ == "__main__":
   absltest.main()
