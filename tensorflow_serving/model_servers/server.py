@@ -319,6 +319,8 @@ class Server:
     # once the models have unloaded).
     self._platform_adapters: Optional[
         platform_config_util.PlatformAdapters] = None
+    # Called once the models have unloaded (the model cache).
+    self._after_unload_stoppers: list[Callable[[], None]] = []
 
   @property
   def server_core(self):
@@ -522,4 +524,7 @@ class Server:
       self._server_core = None
     if self._platform_adapters is not None:
       self._platform_adapters.stop()
+    for stopper in self._after_unload_stoppers:
+      stopper()
+    self._after_unload_stoppers.clear()
     logging.info("Server stopped.")
