@@ -379,11 +379,15 @@ class Result:
   errors: dict
   server_cpu_us_per_request: Optional[float]
   client_cpu_us_per_request: Optional[float]
+  # CPU (in cores) that neither the server nor the load generator used
+  # during the window: the rest of the machine's load.
+  others_cores: Optional[float] = None
 
 
 def summarize(target: Target, concurrency: int, rows: int,
               load: load_generator.LoadResult,
-              server_cpu_s: Optional[float]) -> Result:
+              server_cpu_s: Optional[float],
+              machine_busy_s: Optional[float] = None) -> Result:
   latencies = sorted(load.latencies)
   n = len(latencies)
   per_request = lambda seconds: (None if seconds is None or not n else
@@ -397,7 +401,10 @@ def summarize(target: Target, concurrency: int, rows: int,
       p99_ms=load_generator.percentile(latencies, 0.99) * 1e3,
       errors=dict(load.errors),
       server_cpu_us_per_request=per_request(server_cpu_s),
-      client_cpu_us_per_request=per_request(load.client_cpu_seconds))
+      client_cpu_us_per_request=per_request(load.client_cpu_seconds),
+      others_cores=(None if machine_busy_s is None or not load.duration_s
+                    else max(0.0, machine_busy_s - (server_cpu_s or 0.0) -
+                             load.client_cpu_seconds) / load.duration_s))
 
 
 def run_one(target: Target, concurrency: int, rows: int,
@@ -408,6 +415,7 @@ def run_one(target: Target, concurrency: int, rows: int,
   samples = {}
 
   def sample(key):
+    samples["machine_" + key] = proc_stats.machine_busy()
     if target.pid is not None:
       samples[key] = proc_stats.sample(target.pid)
 
@@ -415,8 +423,10 @@ def run_one(target: Target, concurrency: int, rows: int,
     load = run.measure(_WARMUP.value, _DURATION.value,
                        lambda: sample("start"), lambda: sample("end"))
   server_cpu = ((samples["end"] - samples["start"]).total
-                if len(samples) == 2 else None)
-  return summarize(target, concurrency, rows, load, server_cpu)
+                if "end" in samples else None)
+  machine = (samples["machine_end"] - samples["machine_start"]
+             if "machine_end" in samples else None)
+  return summarize(target, concurrency, rows, load, server_cpu, machine)
 
 
 def _fmt(value: Optional[float], digits: int = 0) -> str:
@@ -431,7 +441,7 @@ def format_table(results: Sequence[Result]) -> str:
             if r.target in ("floor_grpc", "floor_rest")}
   header = ("target", "conc", "rows", "QPS", "rows/s", "p50 ms", "p90 ms",
             "p99 ms", "errors", "server us/req", "client us/req",
-            "QPS/floor", "CPU/floor")
+            "QPS/floor", "CPU/floor", "others")
   lines = [header]
   for r in results:
     floor = floors.get((r.protocol, r.concurrency, r.rows))
@@ -446,7 +456,7 @@ def format_table(results: Sequence[Result]) -> str:
         _fmt(r.rows_per_s), _fmt(r.p50_ms, 2), _fmt(r.p90_ms, 2),
         _fmt(r.p99_ms, 2), str(sum(r.errors.values())),
         _fmt(r.server_cpu_us_per_request), _fmt(r.client_cpu_us_per_request),
-        _fmt(qps_ratio, 2), _fmt(cpu_ratio, 2)))
+        _fmt(qps_ratio, 2), _fmt(cpu_ratio, 2), _fmt(r.others_cores, 2)))
   widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
   out = []
   for i, line in enumerate(lines):
