@@ -3,12 +3,27 @@
 As upstream's model_servers/http_server. The HTTP side is aiohttp's
 low-level server (chosen by CPU time per request; see docs/performance.md)
 running an asyncio loop on its own thread; it only moves bytes. Each /v1
-request is handed to HttpRestApiHandler (and through it to the DataPlane)
-on a pool of --rest_api_num_threads worker threads, because the model call
-blocks (and TensorFlow releases the GIL while it runs), with a
-RequestContext whose deadline is --rest_api_timeout_in_ms away. This module
-is also the one place where a ServingError's code becomes an HTTP status
-(to_http_status).
+request goes to HttpRestApiHandler (and through it to the DataPlane) with a
+RequestContext whose deadline is --rest_api_timeout_in_ms away, in one of
+two places (docs/performance.md, "REST, small requests"):
+
+  * on the event loop itself, when calls of its kind (same method, URL path
+    and body size class) were measured to take less than
+    HttpRestServerOptions.inline_max_micros (1 ms by default). Handing a
+    call to a thread and back costs more CPU than such a call; a short call
+    holds the loop no longer than a pool thread would hold the interpreter
+    lock. Past the deadline it is answered 504 by the data plane's check
+    after the call;
+  * otherwise on a pool of --rest_api_num_threads worker threads, because
+    the model call blocks (and TensorFlow releases the GIL while it runs),
+    so that a slow model never holds up the others; the loop answers 504
+    when the deadline passes. Every call of a kind not yet measured goes
+    here, and each call's run time is recorded (CallTimes), so a kind that
+    becomes fast moves to the loop and one that becomes slow moves to the
+    pool.
+
+This module is also the one place where a ServingError's code becomes an
+HTTP status (to_http_status).
 
 Per request, as upstream:
   * Only /v1/... paths reach the API; the Prometheus path (when
@@ -36,7 +51,8 @@ import multiprocessing
 import re
 import socket
 import threading
-from typing import Optional
+import time
+from typing import Hashable, Optional
 
 from absl import logging
 from aiohttp import web
@@ -102,6 +118,9 @@ class HttpRestServerOptions:
     monitoring_config: serves the Prometheus page when
       prometheus_config.enable is set [--monitoring_config_file].
     host: the address to bind (all interfaces by default).
+    inline_max_micros: calls measured to run for less than this run on the
+      event loop instead of the pool (see the module docstring); 0: every
+      call on the pool.
   """
 
   num_threads: int = dataclasses.field(default_factory=default_num_threads)
@@ -109,6 +128,46 @@ class HttpRestServerOptions:
   enable_cors_support: bool = False
   monitoring_config: Optional[monitoring_config_pb2.MonitoringConfig] = None
   host: str = "0.0.0.0"
+  inline_max_micros: int = 1000
+
+
+class CallTimes:
+  """How long each kind of call runs: which may run on the event loop.
+
+  A kind is whatever key the caller picks (here: method, URL path, body
+  size class). The estimate of a kind follows its fastest recent runs: a
+  run faster than the estimate replaces it, a slower one can at most double
+  it. On a busy machine a short call is often preempted and then takes many
+  times its own length; this keeps such calls short while a kind whose
+  every call is slow crosses the limit within a few calls. A run over
+  _SLOW_FACTOR times the limit replaces the estimate at once, so that one
+  truly slow call sends its kind to the pool. A kind never measured is not
+  short. Called from the loop and the pool threads: each update is one dict
+  store (atomic under the interpreter lock), and a lost update only delays
+  a decision by one call.
+  """
+
+  _SLOW_FACTOR = 20
+  _MAX_KINDS = 4096  # Past this many kinds (URLs are the client's), start over.
+
+  def __init__(self, limit_seconds: float) -> None:
+    self._limit = limit_seconds
+    self._estimates: dict[Hashable, float] = {}
+
+  def is_short(self, kind: Hashable) -> bool:
+    """Whether calls of this kind were measured to take under the limit."""
+    return self._estimates.get(kind, self._limit) < self._limit
+
+  def record(self, kind: Hashable, seconds: float) -> None:
+    """Records one run (wall time) of a call of this kind."""
+    previous = self._estimates.get(kind)
+    if previous is None or seconds >= self._limit * self._SLOW_FACTOR:
+      estimate = seconds
+      if previous is None and len(self._estimates) >= self._MAX_KINDS:
+        self._estimates = {}
+    else:
+      estimate = min(seconds, 2 * previous)
+    self._estimates[kind] = estimate
 
 
 def read_monitoring_config(path: str) -> monitoring_config_pb2.MonitoringConfig:
@@ -139,6 +198,7 @@ class HttpRestServer:
         thread_name_prefix="httprestserver")
     self._timeout: Optional[float] = (options.timeout_in_ms / 1000.0
                                       if options.timeout_in_ms > 0 else None)
+    self._call_times = CallTimes(options.inline_max_micros / 1e6)
     self._json_headers = dict(http_rest_api_util.JSON_HEADERS)
     if options.enable_cors_support:
       self._json_headers.update(http_rest_api_util.CORS_HEADERS)
@@ -231,16 +291,21 @@ class HttpRestServer:
     # The API label is the handler's to set, from the URL.
     context = data_plane_lib.RequestContext.with_timeout(
         metrics.REST, "", self._timeout)
-    try:
-      call = asyncio.get_running_loop().run_in_executor(
-          self._pool, self._handler.process_request, request.method, path,
-          body, context, request.headers.get("Content-Encoding", ""))
-      result = await asyncio.wait_for(call, self._timeout)
-    except asyncio.TimeoutError:
-      # The call goes on in the background; the data plane counts it, as
-      # DEADLINE_EXCEEDED, when it ends.
-      result = http_rest_api_handler.RestResult.failure(
-          context.deadline_exceeded())
+    args = (request.method, path, body, context,
+            request.headers.get("Content-Encoding", ""))
+    kind = (request.method, path, len(body).bit_length())
+    if self._call_times.is_short(kind):
+      result = self._timed_call(kind, args)
+    else:
+      try:
+        call = asyncio.get_running_loop().run_in_executor(
+            self._pool, self._timed_call, kind, args)
+        result = await asyncio.wait_for(call, self._timeout)
+      except asyncio.TimeoutError:
+        # The call goes on in the background; the data plane counts it, as
+        # DEADLINE_EXCEEDED, when it ends.
+        result = http_rest_api_handler.RestResult.failure(
+            context.deadline_exceeded())
     code = status.Code.OK if result.error is None else result.error.code
     if result.error is not None:
       logging.vlog(1, "Error Processing HTTP/REST request: %s %s Error: %s",
@@ -249,6 +314,14 @@ class HttpRestServer:
     return web.Response(body=result.body.encode("utf-8"), status=http_status,
                         reason=_REASONS.get(http_status),
                         headers=self._json_headers)
+
+  def _timed_call(self, kind: Hashable,
+                  args: tuple) -> http_rest_api_handler.RestResult:
+    start = time.perf_counter()
+    try:
+      return self._handler.process_request(*args)
+    finally:
+      self._call_times.record(kind, time.perf_counter() - start)
 
   def _preflight(self, request: web.BaseRequest) -> web.Response:
     origin = request.headers.get("Origin", "")

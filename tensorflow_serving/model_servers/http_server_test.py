@@ -77,11 +77,18 @@ class HttpServerTest(absltest.TestCase):
             enable_cors_support=True, monitoring_config=monitoring,
             host="127.0.0.1"))
     cls.cors_port = cls.cors_server.start(0)
+    # Same core, a short timeout, and every measured call run on the loop.
+    cls.inline_server = http_server.HttpRestServer(
+        data_plane.DataPlane(cls.core), http_server.HttpRestServer.Options(
+            num_threads=2, timeout_in_ms=_SHORT_TIMEOUT_MS,
+            inline_max_micros=600 * 1000000, host="127.0.0.1"))
+    cls.inline_port = cls.inline_server.start(0)
 
   @classmethod
   def tearDownClass(cls):
     cls.server.stop()
     cls.cors_server.stop()
+    cls.inline_server.stop()
     cls.core.stop()
     super().tearDownClass()
 
@@ -310,6 +317,23 @@ class HttpServerTest(absltest.TestCase):
                        '{"instances": [10]}'),
         (200, {"predictions": [10]}))
 
+  def test_timeout_is_504_for_a_call_run_on_the_loop(self):
+    # The first call of a kind runs on the pool and is measured; after it,
+    # calls of the same kind (path, body size class) run on the loop, where
+    # the data plane's check after the call answers the late one.
+    short, slow = '{"instances": [10]}', '{"instances": [%d]}' % (
+        _SLOW_ITERATIONS)
+    self.assertEqual(len(short).bit_length(), len(slow).bit_length())
+    for _ in range(2):
+      self.assertEqual(
+          self.call_json("POST", "/v1/models/slow:predict", short,
+                         port=self.inline_port),
+          (200, {"predictions": [10]}))
+    self.assertError(
+        "POST", "/v1/models/slow:predict", slow, 504,
+        "Deadline exceeded: the request took longer than "
+        f"{_SHORT_TIMEOUT_MS} ms", port=self.inline_port)
+
   # ------------------------------------------------------------ metrics
 
   def test_prometheus_metrics_after_requests(self):
@@ -361,6 +385,39 @@ class MonitoringConfigTest(absltest.TestCase):
     self.assertEqual(cm.exception.message,
                      "/nonexistent/monitoring.config; No such file or "
                      "directory")
+
+
+class CallTimesTest(absltest.TestCase):
+
+  def test_unmeasured_kinds_are_not_short(self):
+    times = http_server.CallTimes(0.001)
+    self.assertFalse(times.is_short("a"))
+    times.record("a", 0.0002)
+    self.assertTrue(times.is_short("a"))
+    self.assertFalse(times.is_short("b"))
+
+  def test_follows_the_fastest_runs_and_at_most_doubles(self):
+    times = http_server.CallTimes(0.001)
+    times.record("a", 0.0002)
+    times.record("a", 0.0009)  # A preempted short call: estimate 0.0004.
+    self.assertTrue(times.is_short("a"))
+    times.record("a", 0.0009)  # 0.0008
+    self.assertTrue(times.is_short("a"))
+    times.record("a", 0.0015)  # 0.0016: slow calls reach the limit.
+    self.assertFalse(times.is_short("a"))
+    times.record("a", 0.0003)  # One fast run brings it back.
+    self.assertTrue(times.is_short("a"))
+
+  def test_one_very_slow_run_moves_a_kind_to_the_pool(self):
+    times = http_server.CallTimes(0.001)
+    times.record("a", 0.0001)
+    times.record("a", 0.5)
+    self.assertFalse(times.is_short("a"))
+
+  def test_zero_limit_runs_nothing_inline(self):
+    times = http_server.CallTimes(0.0)
+    times.record("a", 0.0)
+    self.assertFalse(times.is_short("a"))
 
 
 class HttpStatusTest(absltest.TestCase):
