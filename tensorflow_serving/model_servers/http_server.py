@@ -1,11 +1,13 @@
 """HttpRestServer: the REST API and the Prometheus page on one HTTP port.
 
-As upstream's model_servers/http_server. The HTTP side is aiohttp's
-low-level server (chosen by CPU time per request; see docs/performance.md)
-running an asyncio loop on its own thread; it only moves bytes. Each /v1
-request goes to HttpRestApiHandler (and through it to the DataPlane) with a
-RequestContext whose deadline is --rest_api_timeout_in_ms away, in one of
-two places (docs/performance.md, "REST, small requests"):
+As upstream's model_servers/http_server. The HTTP side is an asyncio
+protocol on a uvloop event loop of its own thread, with httptools (the C
+HTTP/1.1 parser llhttp) reading requests: among the Python HTTP stacks
+measured side by side it spends the least CPU per request
+(docs/performance.md, "REST, small requests"). It only moves bytes: each
+/v1 request goes to HttpRestApiHandler (and through it to the DataPlane)
+with a RequestContext whose deadline is --rest_api_timeout_in_ms away, in
+one of two places:
 
   * on the event loop itself, when calls of its kind (same method, URL path
     and body size class) were measured to take less than
@@ -32,7 +34,8 @@ Per request, as upstream:
   * Bodies with "Content-Encoding: gzip" (or deflate) are decompressed, up
     to 100 MB.
   * A call that takes longer than --rest_api_timeout_in_ms is answered with
-    DEADLINE_EXCEEDED (504); the model run itself finishes in the background.
+    DEADLINE_EXCEEDED (504); a model run on the pool finishes in the
+    background.
   * OPTIONS is the CORS preflight: 200 when an Origin header names an
     http(s) origin, otherwise 400. With --rest_api_enable_cors_support every
     /v1 response carries the Access-Control-Allow-* headers.
@@ -40,22 +43,35 @@ Per request, as upstream:
     it succeeded, timed in :tensorflow:serving:request_latency
     (entrypoint="REST", API = the URL verb), by the data plane.
 
-Lifecycle: start(port) binds and serves (from any thread); stop() closes the
-port and stops the loop. Not restartable.
+HTTP/1.1 as clients use it: keep-alive (and HTTP/1.0's), pipelined requests
+answered in order, chunked request bodies, "Expect: 100-continue"; a request
+the parser refuses gets 400 and the connection is closed. The request line
+and headers may take up to 1 MiB.
+
+Lifecycle: start(port) binds and serves (from any thread); stop() stops
+accepting, lets requests in flight finish for up to 10 s (answered as
+usual), closes the connections and stops the loop. Not restartable.
 """
 
 import asyncio
+import collections
 import concurrent.futures
 import dataclasses
+import email.utils
+import http
 import multiprocessing
 import re
 import socket
 import threading
 import time
-from typing import Hashable, Optional
+from typing import Awaitable, Hashable, Optional, Union
 
 from absl import logging
-from aiohttp import web
+import httptools
+try:
+  import uvloop  # pylint: disable=g-import-not-at-top
+except ImportError:  # Not on Windows; asyncio's own loop serves there.
+  uvloop = None
 
 from tensorflow_serving.config import monitoring_config_pb2
 from tensorflow_serving.model_servers import data_plane as data_plane_lib
@@ -92,6 +108,10 @@ _HTTP_STATUS = {
     status.Code.UNAUTHENTICATED: 401,
 }
 _REASONS = {499: "Client Closed Request"}
+# The request line and headers of one request may take this many bytes.
+_MAX_HEAD_BYTES = 1 << 20
+# Pipelined requests queued on one connection before it stops reading.
+_MAX_QUEUED = 16
 
 
 def default_num_threads() -> int:
@@ -183,6 +203,240 @@ def read_monitoring_config(path: str) -> monitoring_config_pb2.MonitoringConfig:
 
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class HttpRequest:
+  """One HTTP request as the server's handlers see it.
+
+  Attributes:
+    method: "GET", "POST", ...
+    path: the URL path as sent (still percent-encoded), without the query.
+    headers: header names lower-cased -> values (the last of repeats).
+    body: the body, de-chunked (Content-Encoding is the handler's).
+  """
+
+  method: str
+  path: str
+  headers: dict[str, str]
+  body: bytes
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HttpResponse:
+  """What the server writes back: status, header lines (b"Name: value\r\n"
+  each, without Content-Length), body."""
+
+  status: int
+  headers: bytes
+  body: bytes
+
+
+def _header_lines(headers) -> bytes:
+  return b"".join(f"{name}: {value}\r\n".encode("latin-1")
+                  for name, value in headers)
+
+
+def _status_line(code: int) -> bytes:
+  try:
+    reason = _REASONS.get(code) or http.HTTPStatus(code).phrase
+  except ValueError:
+    reason = "Unknown"
+  return f"HTTP/1.1 {code} {reason}\r\n".encode("latin-1")
+
+
+class _Date:
+  """The Date header's value, formatted once per second."""
+
+  def __init__(self) -> None:
+    self._second = -1
+    self._line = b""
+
+  def line(self) -> bytes:
+    now = int(time.time())
+    if now != self._second:
+      self._second = now
+      self._line = ("Date: " + email.utils.formatdate(now, usegmt=True) +
+                    "\r\n").encode("latin-1")
+    return self._line
+
+
+class _Connection(asyncio.Protocol):
+  """One client connection: httptools parses, requests are answered in
+  order (pipelined ones wait in a queue; reading pauses while it is long or
+  the client does not read its answers). Runs on the loop thread only."""
+
+  def __init__(self, server: "HttpRestServer") -> None:
+    self._server = server
+    self._parser = httptools.HttpRequestParser(self)
+    self._transport: Optional[asyncio.Transport] = None
+    self._url = b""
+    self._headers: dict[str, str] = {}
+    self._body: list[bytes] = []
+    self._head_bytes = 0
+    self._in_message = False
+    self._queue: collections.deque = collections.deque()
+    self._busy = False  # A request is being answered asynchronously.
+    self._closing = False  # Close once nothing is in flight.
+    self._paused = False
+
+  # asyncio.Protocol
+
+  def connection_made(self, transport: asyncio.Transport) -> None:
+    self._transport = transport
+    self._server._connections.add(self)  # pylint: disable=protected-access
+
+  def connection_lost(self, exc: Optional[Exception]) -> None:
+    self._transport = None
+    self._queue.clear()
+    self._server._connection_closed(self)  # pylint: disable=protected-access
+
+  def data_received(self, data: bytes) -> None:
+    try:
+      self._parser.feed_data(data)
+    except httptools.HttpParserUpgrade:
+      self._refuse(400)  # No protocol upgrades here.
+    except httptools.HttpParserError:
+      self._refuse(400)
+
+  def pause_writing(self) -> None:
+    if self._transport is not None:
+      self._transport.pause_reading()
+
+  def resume_writing(self) -> None:
+    if self._transport is not None and not self._paused:
+      self._transport.resume_reading()
+
+  # httptools callbacks
+
+  def on_message_begin(self) -> None:
+    self._url = b""
+    self._headers = {}
+    self._body = []
+    self._head_bytes = 0
+    self._in_message = True
+
+  def on_url(self, url: bytes) -> None:
+    self._url += url
+    self._count_head(len(url))
+
+  def on_header(self, name: bytes, value: bytes) -> None:
+    self._count_head(len(name) + len(value))
+    self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+
+  def on_headers_complete(self) -> None:
+    if (self._headers.get("expect", "").lower() == "100-continue" and
+        self._transport is not None):
+      self._transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+  def on_body(self, body: bytes) -> None:
+    self._body.append(body)
+
+  def on_message_complete(self) -> None:
+    self._in_message = False
+    url = self._url
+    if not url.startswith(b"/"):  # absolute-form, "http://host/path?q"
+      url = httptools.parse_url(url).path or b"/"
+    path = url.split(b"?", 1)[0].decode("utf-8", "surrogateescape")
+    request = HttpRequest(self._parser.get_method().decode("ascii"), path,
+                          self._headers, b"".join(self._body))
+    item = (request, self._parser.should_keep_alive())
+    if self._busy or self._queue:
+      self._queue.append(item)
+      if len(self._queue) >= _MAX_QUEUED and not self._paused:
+        self._paused = True
+        self._transport.pause_reading()
+      return
+    self._serve(item)
+
+  # answering
+
+  def _count_head(self, n: int) -> None:
+    self._head_bytes += n
+    if self._head_bytes > _MAX_HEAD_BYTES:
+      raise httptools.HttpParserError("request head too large")
+
+  def _serve(self, item: tuple[HttpRequest, bool]) -> None:
+    while True:
+      request, keep_alive = item
+      try:
+        response = self._server._respond(request)  # pylint: disable=protected-access
+      except Exception:  # pylint: disable=broad-except
+        logging.exception("REST %s %s failed", request.method, request.path)
+        response = HttpResponse(500, b"", b"")
+      if not isinstance(response, HttpResponse):
+        self._busy = True
+        asyncio.ensure_future(self._serve_later(request, keep_alive, response))
+        return
+      self._write(request, keep_alive, response)
+      if not self._queue or self._transport is None:
+        break
+      item = self._queue.popleft()
+    self._maybe_resume()
+
+  async def _serve_later(self, request: HttpRequest, keep_alive: bool,
+                         response: Awaitable[HttpResponse]) -> None:
+    try:
+      answer = await response
+    except Exception:  # pylint: disable=broad-except
+      logging.exception("REST %s %s failed", request.method, request.path)
+      answer = HttpResponse(500, b"", b"")
+    self._busy = False
+    if self._transport is None:
+      return
+    self._write(request, keep_alive, answer)
+    if self._queue and self._transport is not None:
+      self._serve(self._queue.popleft())
+    else:
+      self._maybe_resume()
+
+  def _maybe_resume(self) -> None:
+    if self._paused and self._transport is not None and not self._queue:
+      self._paused = False
+      self._transport.resume_reading()
+
+  def _write(self, request: HttpRequest, keep_alive: bool,
+             response: HttpResponse) -> None:
+    transport = self._transport
+    if transport is None:
+      return
+    close = not keep_alive or (self._closing and not self._queue)
+    head = b"".join((
+        _status_line(response.status), response.headers,
+        self._server._date.line(),  # pylint: disable=protected-access
+        b"Content-Length: %d\r\n" % len(response.body),
+        b"Connection: close\r\n\r\n" if close else b"\r\n"))
+    if request.method == "HEAD":
+      transport.write(head)
+    else:
+      transport.write(head + response.body)
+    if close:
+      transport.close()
+      self._transport = None
+
+  def _refuse(self, code: int) -> None:
+    """Answers a request the parser refused, and closes."""
+    transport = self._transport
+    if transport is None:
+      return
+    self._transport = None
+    self._queue.clear()
+    transport.write(_status_line(code) + self._server._date.line() +  # pylint: disable=protected-access
+                    b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+    transport.close()
+
+  def close_when_idle(self) -> None:
+    """Stopping: closes now if nothing is in flight, else after it."""
+    self._closing = True
+    if (self._transport is not None and not self._busy and not self._queue and
+        not self._in_message):
+      self._transport.close()
+      self._transport = None
+
+  def abort(self) -> None:
+    if self._transport is not None:
+      self._transport.abort()
+      self._transport = None
+
+
 class HttpRestServer:
   """Serves the REST API of a ServerCore. See the module docstring."""
 
@@ -199,9 +453,10 @@ class HttpRestServer:
     self._timeout: Optional[float] = (options.timeout_in_ms / 1000.0
                                       if options.timeout_in_ms > 0 else None)
     self._call_times = CallTimes(options.inline_max_micros / 1e6)
-    self._json_headers = dict(http_rest_api_util.JSON_HEADERS)
+    headers = list(http_rest_api_util.JSON_HEADERS)
     if options.enable_cors_support:
-      self._json_headers.update(http_rest_api_util.CORS_HEADERS)
+      headers += http_rest_api_util.CORS_HEADERS
+    self._json_headers = _header_lines(headers)
     prometheus = (options.monitoring_config.prometheus_config
                   if options.monitoring_config is not None else None)
     self._metrics_path = None
@@ -210,9 +465,14 @@ class HttpRestServer:
       self._metrics_path = (prometheus.path or
                             prometheus_exporter.PROMETHEUS_PATH)
       self._exporter = prometheus_exporter.PrometheusExporter()
+    self._metrics_headers = _header_lines(
+        (("Content-Type", prometheus_exporter.CONTENT_TYPE),))
+    self._date = _Date()
+    self._connections: set[_Connection] = set()  # Loop thread only.
+    self._drained: Optional[asyncio.Event] = None
     self._loop: Optional[asyncio.AbstractEventLoop] = None
     self._thread: Optional[threading.Thread] = None
-    self._runner: Optional[web.ServerRunner] = None
+    self._server: Optional[asyncio.AbstractServer] = None
     self.port: Optional[int] = None
 
   # ------------------------------------------------------------ lifecycle
@@ -232,7 +492,8 @@ class HttpRestServer:
       sock.close()
       raise
     self.port = sock.getsockname()[1]
-    self._loop = asyncio.new_event_loop()
+    self._loop = (uvloop.new_event_loop() if uvloop is not None else
+                  asyncio.new_event_loop())
     started = concurrent.futures.Future()
     self._thread = threading.Thread(
         target=self._run_loop, args=(sock, started), name="httprestserver-io",
@@ -247,25 +508,41 @@ class HttpRestServer:
     loop = self._loop
     asyncio.set_event_loop(loop)
     try:
-      loop.run_until_complete(self._serve(sock))
+      self._server = loop.run_until_complete(
+          loop.create_server(lambda: _Connection(self), sock=sock,
+                             backlog=1024))
     except BaseException as e:  # pylint: disable=broad-except
       started.set_exception(e)
       return
     started.set_result(None)
     loop.run_forever()
-    loop.run_until_complete(self._runner.cleanup())
+    loop.run_until_complete(self._drain())
     loop.close()
 
-  async def _serve(self, sock: socket.socket) -> None:
-    # auto_decompress=False: bodies are decompressed here, with a size limit.
-    server = web.Server(self._handle, auto_decompress=False, access_log=None)
-    self._runner = web.ServerRunner(server, handle_signals=False,
-                                    shutdown_timeout=_DRAIN_SECONDS)
-    await self._runner.setup()
-    await web.SockSite(self._runner, sock).start()
+  async def _drain(self) -> None:
+    """Stops accepting, lets requests in flight finish (up to
+    _DRAIN_SECONDS), then closes every connection."""
+    self._server.close()
+    self._drained = asyncio.Event()
+    for connection in list(self._connections):
+      connection.close_when_idle()
+    if self._connections:
+      try:
+        await asyncio.wait_for(self._drained.wait(), _DRAIN_SECONDS)
+      except asyncio.TimeoutError:
+        pass
+    for connection in list(self._connections):
+      connection.abort()
+    await self._server.wait_closed()
+
+  def _connection_closed(self, connection: _Connection) -> None:
+    self._connections.discard(connection)
+    if self._drained is not None and not self._connections:
+      self._drained.set()
 
   def stop(self) -> None:
-    """Closes the port; in-flight model runs finish on their own."""
+    """Stops serving; requests in flight are answered first (up to 10 s).
+    Model runs left on the pool finish on their own."""
     if self._loop is None:
       return
     loop, self._loop = self._loop, None
@@ -275,45 +552,41 @@ class HttpRestServer:
 
   # ------------------------------------------------------------- requests
 
-  async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
-    path = request.raw_path.split("?", 1)[0]
+  def _respond(
+      self, request: HttpRequest
+  ) -> Union[HttpResponse, Awaitable[HttpResponse]]:
+    """The response, or an awaitable of it (calls run on the pool)."""
+    path = request.path
     if self._metrics_path is not None and path == self._metrics_path:
-      page = await asyncio.get_running_loop().run_in_executor(
-          self._pool, self._exporter.generate_page)
-      return web.Response(
-          body=page,
-          headers={"Content-Type": prometheus_exporter.CONTENT_TYPE})
+      return self._metrics_page()
     if not http_rest_api_util.PATH_REGEX.fullmatch(path):
-      return web.Response(status=404)
+      return HttpResponse(404, b"", b"")
     if request.method == "OPTIONS":
       return self._preflight(request)
-    body = await request.content.read()
     # The API label is the handler's to set, from the URL.
     context = data_plane_lib.RequestContext.with_timeout(
         metrics.REST, "", self._timeout)
-    args = (request.method, path, body, context,
-            request.headers.get("Content-Encoding", ""))
-    kind = (request.method, path, len(body).bit_length())
+    args = (request.method, path, request.body, context,
+            request.headers.get("content-encoding", ""))
+    kind = (request.method, path, len(request.body).bit_length())
     if self._call_times.is_short(kind):
-      result = self._timed_call(kind, args)
-    else:
-      try:
-        call = asyncio.get_running_loop().run_in_executor(
-            self._pool, self._timed_call, kind, args)
-        result = await asyncio.wait_for(call, self._timeout)
-      except asyncio.TimeoutError:
-        # The call goes on in the background; the data plane counts it, as
-        # DEADLINE_EXCEEDED, when it ends.
-        result = http_rest_api_handler.RestResult.failure(
-            context.deadline_exceeded())
-    code = status.Code.OK if result.error is None else result.error.code
-    if result.error is not None:
-      logging.vlog(1, "Error Processing HTTP/REST request: %s %s Error: %s",
-                   request.method, path, result.error.message)
-    http_status = to_http_status(code)
-    return web.Response(body=result.body.encode("utf-8"), status=http_status,
-                        reason=_REASONS.get(http_status),
-                        headers=self._json_headers)
+      return self._to_response(request, self._timed_call(kind, args))
+    return self._respond_from_pool(request, kind, args, context)
+
+  async def _respond_from_pool(self, request: HttpRequest, kind: Hashable,
+                               args: tuple,
+                               context: data_plane_lib.RequestContext
+                              ) -> HttpResponse:
+    try:
+      call = asyncio.get_running_loop().run_in_executor(
+          self._pool, self._timed_call, kind, args)
+      result = await asyncio.wait_for(call, self._timeout)
+    except asyncio.TimeoutError:
+      # The call goes on in the background; the data plane counts it, as
+      # DEADLINE_EXCEEDED, when it ends.
+      result = http_rest_api_handler.RestResult.failure(
+          context.deadline_exceeded())
+    return self._to_response(request, result)
 
   def _timed_call(self, kind: Hashable,
                   args: tuple) -> http_rest_api_handler.RestResult:
@@ -323,11 +596,25 @@ class HttpRestServer:
     finally:
       self._call_times.record(kind, time.perf_counter() - start)
 
-  def _preflight(self, request: web.BaseRequest) -> web.Response:
-    origin = request.headers.get("Origin", "")
+  def _to_response(self, request: HttpRequest,
+                   result: http_rest_api_handler.RestResult) -> HttpResponse:
+    if result.error is None:
+      return HttpResponse(200, self._json_headers, result.body.encode("utf-8"))
+    logging.vlog(1, "Error Processing HTTP/REST request: %s %s Error: %s",
+                 request.method, request.path, result.error.message)
+    return HttpResponse(to_http_status(result.error.code), self._json_headers,
+                        result.body.encode("utf-8"))
+
+  async def _metrics_page(self) -> HttpResponse:
+    page = await asyncio.get_running_loop().run_in_executor(
+        self._pool, self._exporter.generate_page)
+    return HttpResponse(200, self._metrics_headers, page)
+
+  def _preflight(self, request: HttpRequest) -> HttpResponse:
+    origin = request.headers.get("origin", "")
     if _ORIGIN_REGEX.fullmatch(origin):
-      return web.Response(status=200, headers=self._json_headers)
-    return web.Response(
-        body=json_tensor.make_json_error(
-            "Origin header is missing in CORS preflight").encode("utf-8"),
-        status=400, headers=self._json_headers)
+      return HttpResponse(200, self._json_headers, b"")
+    return HttpResponse(
+        400, self._json_headers,
+        json_tensor.make_json_error(
+            "Origin header is missing in CORS preflight").encode("utf-8"))
