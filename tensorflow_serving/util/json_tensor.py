@@ -47,6 +47,7 @@ import enum
 import json
 import math
 import re
+import struct
 import threading
 from typing import Any, Callable, Mapping, Optional
 
@@ -332,6 +333,9 @@ def _short_candidates(flat: np.ndarray) -> np.ndarray:
   return candidates & np.isfinite(wide)
 
 
+_FLOAT32 = struct.Struct("f")
+
+
 def _format_decimals(flat: np.ndarray) -> list[str]:
   """Writes a flat float32/float64 array as WriteDecimal does ("%.6g" when
   it round-trips, else max_digits10), in bulk: one %-format call for all
@@ -352,13 +356,25 @@ def _format_decimals(flat: np.ndarray) -> list[str]:
   else:
     texts = (("%.6g," * n) % tuple(values)).split(",")
     del texts[-1]
+    if n <= 64:
+      # Few values: checked one by one, cheaper than numpy's calls. A
+      # float32 round trip is struct's float pack (the same C cast as
+      # numpy's astype).
+      if flat.dtype == np.float32:
+        pack, unpack = _FLOAT32.pack, _FLOAT32.unpack
+        for i, value in enumerate(values):
+          if unpack(pack(float(texts[i])))[0] != value:
+            texts[i] = "%.9g" % value
+      else:
+        for i, value in enumerate(values):
+          if float(texts[i]) != value:
+            texts[i] = "%.17g" % value
+      return [_finish_decimal(text) for text in texts]
     with np.errstate(invalid="ignore"):
       back = np.array(texts, dtype=np.float64).astype(flat.dtype)
     long_format = "%.9g" if flat.dtype == np.float32 else "%.17g"
     for i in np.flatnonzero(back != flat).tolist():
       texts[i] = long_format % values[i]
-    if n <= 64:
-      return [_finish_decimal(text) for text in texts]
   # Only texts of whole numbers (or non-finite values) can lack '.' and 'e'.
   with np.errstate(invalid="ignore"):
     whole = ~np.isfinite(flat) | (flat == np.trunc(flat))
