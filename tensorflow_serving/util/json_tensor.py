@@ -1318,6 +1318,7 @@ _FAST_BUFFERS = {
 }
 _FAST_KEYS = frozenset((_SIGNATURE_KEY, _INSTANCES_KEY, _INPUTS_KEY))
 _OPEN, _LOWER_E, _UPPER_E = ord("["), ord("e"), ord("E")
+_SMALL_BODY_BYTES = 32 * 1024
 
 
 class _NotFast(Exception):
@@ -1414,12 +1415,17 @@ def _check_brackets(raw: bytes, strings: dict, arrays: int) -> None:
   if any("[" in s for s in strings):
     raise _NotFast()
   data = np.frombuffer(raw, dtype=np.uint8)
-  if np.count_nonzero(data == _OPEN) != arrays:
+  # Counting bytes: bytes.count is cheaper for small bodies, numpy's
+  # vectorized compare for large ones.
+  small = len(raw) <= _SMALL_BODY_BYTES
+  if (raw.count(b"[") if small else np.count_nonzero(data == _OPEN)) != arrays:
     raise _NotFast()
   in_strings = sum((s.count("e") + s.count("E")) * n
                    for s, n in strings.items())
-  if (np.count_nonzero(data == _LOWER_E) + np.count_nonzero(data == _UPPER_E)
-      == in_strings):
+  exponents = (raw.count(b"e") + raw.count(b"E") if small else
+               np.count_nonzero(data == _LOWER_E) +
+               np.count_nonzero(data == _UPPER_E))
+  if exponents == in_strings:
     return  # No number has an exponent.
   # rapidjson refuses a positive exponent above 308 plus the fraction's
   # digits (so "0e400", which simdjson reads as 0); leave any three-digit
