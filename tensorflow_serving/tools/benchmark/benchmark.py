@@ -111,7 +111,9 @@ _SERVER_FLAGS = flags.DEFINE_string(
 _SERVER_VARIANTS = flags.DEFINE_multi_string(
     "server_variant", [], "NAME=FLAGS: the target server_grpc:NAME (or "
     "server_rest:NAME) is the model server with FLAGS appended after "
-    "--server_flags. Repeat for more variants.")
+    "--server_flags; leading KEY=VALUE words of FLAGS are set in its "
+    "environment instead (e.g. MALLOC_ARENA_MAX=2). Repeat for more "
+    "variants.")
 _SERVER_THREADS = flags.DEFINE_integer(
     "baseline_threads", 16, "Handler threads of the thread-pool baselines.")
 _STARTUP_TIMEOUT = flags.DEFINE_float(
@@ -294,11 +296,27 @@ def _probe(target: Target, payload: bytes) -> bool:
     return False
 
 
+_ENV_WORD = re.compile(r"[A-Z_][A-Z0-9_]*=.*")
+
+
+def split_env(words: Sequence[str]) -> tuple[list[str], list[str]]:
+  """A variant's leading KEY=VALUE words (environment) and the rest."""
+  words = list(words)
+  n = 0
+  while n < len(words) and _ENV_WORD.fullmatch(words[n]):
+    n += 1
+  return words[:n], words[n:]
+
+
 @contextlib.contextmanager
 def started(target: Target, model_base_path: str, rows: int,
-            probe_payload) -> Iterator[Target]:
+            probe_payload,
+            model_config_file: Optional[str] = None) -> Iterator[Target]:
   """Starts the target's server if the benchmark owns it; yields the target
-  with host, port and pid filled in; stops the server afterwards."""
+  with host, port and pid filled in; stops the server afterwards.
+
+  model_config_file: serve the models of this config file instead of the
+  one at model_base_path (the default server command only)."""
   if target.kind == "external":
     yield target
     return
@@ -317,13 +335,19 @@ def started(target: Target, model_base_path: str, rows: int,
       command.append(f"--model_dir={_latest_version_dir(model_base_path)}")
   else:
     template = _SERVER_COMMAND.value or default_server_command()
+    if model_config_file:
+      template = template.replace(
+          " --model_name={model_name} --model_base_path={model_base_path}",
+          " --model_config_file=" + shlex.quote(model_config_file))
     command = shlex.split(template.format(
         python=shlex.quote(sys.executable), grpc_port=grpc_port,
         rest_port=rest_port, model_name=_MODEL_NAME.value,
         model_base_path=shlex.quote(model_base_path)))
     command += shlex.split(_SERVER_FLAGS.value)
     if target.variant:
-      command += parse_server_variants(_SERVER_VARIANTS.value)[target.variant]
+      env, extra = split_env(
+          parse_server_variants(_SERVER_VARIANTS.value)[target.variant])
+      command = (["env"] + env if env else []) + command + extra
     port = grpc_port if target.protocol == "grpc" else rest_port
   log = tempfile.NamedTemporaryFile(
       prefix=f"benchmark_{target.kind}_", suffix=".log", delete=False)

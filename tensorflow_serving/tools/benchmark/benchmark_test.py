@@ -67,6 +67,14 @@ class ParseTargetTest(absltest.TestCase):
         benchmark.parse_server_variants(values)
 
 
+  def test_split_env(self):
+    self.assertEqual(
+        benchmark.split_env(["MALLOC_ARENA_MAX=2", "A_1=x=y", "--flag=1",
+                             "B=2"]),
+        (["MALLOC_ARENA_MAX=2", "A_1=x=y"], ["--flag=1", "B=2"]))
+    self.assertEqual(benchmark.split_env(["--x"]), ([], ["--x"]))
+
+
 class ShorthandTest(absltest.TestCase):
 
   @flagsaver.flagsaver(compare=["floor_grpc", "naive_rest"])

@@ -108,3 +108,49 @@ def machine_busy() -> float:
   """Busy CPU seconds of the whole machine so far (all cores)."""
   with open("/proc/stat", encoding="ascii") as f:
     return parse_proc_stat_cpu(f.read())
+
+
+@dataclasses.dataclass(frozen=True)
+class MemorySample:
+  """Resident memory of a process tree, in bytes, from /proc/<pid>/status.
+
+  rss = anon (heap, stacks, arenas: the process's own) + file (mapped files:
+  shared libraries, mostly TensorFlow's) + shmem.
+  """
+
+  rss: int
+  anon: int
+  file: int
+  threads: int
+
+
+def parse_status_memory(text: str) -> MemorySample:
+  """The memory fields of a /proc/<pid>/status text (kB values -> bytes)."""
+  fields = {}
+  for line in text.splitlines():
+    key, _, value = line.partition(":")
+    fields[key] = value.split()
+  kib = lambda key: int(fields[key][0]) * 1024 if key in fields else 0
+  return MemorySample(kib("VmRSS"), kib("RssAnon"), kib("RssFile"),
+                      int(fields["Threads"][0]) if "Threads" in fields else 0)
+
+
+def memory(pid: int) -> MemorySample:
+  """Resident memory of `pid` and its live descendants.
+
+  Raises:
+    OSError: the process does not exist.
+  """
+  pids = [pid] + descendants(pid, dict(_all_stats()))
+  total = MemorySample(0, 0, 0, 0)
+  for each in pids:
+    try:
+      with open(f"/proc/{each}/status", encoding="utf-8") as f:
+        one = parse_status_memory(f.read())
+    except OSError:
+      if each == pid:
+        raise
+      continue
+    total = MemorySample(total.rss + one.rss, total.anon + one.anon,
+                         total.file + one.file, total.threads + one.threads)
+  return total

@@ -53,6 +53,16 @@ class ProcStatsTest(absltest.TestCase):
                            (100 + 5 + 50 + 3 + 2) / os.sysconf("SC_CLK_TCK"))
     self.assertGreater(proc_stats.machine_busy(), 0)
 
+  def test_parse_status_memory(self):
+    text = ("Name:\tpython\nThreads:\t7\nVmRSS:\t  3000 kB\n"
+            "RssAnon:\t  1000 kB\nRssFile:\t  1900 kB\nRssShmem:\t 100 kB\n")
+    self.assertEqual(proc_stats.parse_status_memory(text),
+                     proc_stats.MemorySample(3000 * 1024, 1000 * 1024,
+                                             1900 * 1024, 7))
+    own = proc_stats.memory(os.getpid())
+    self.assertGreater(own.rss, 0)
+    self.assertGreaterEqual(own.threads, 1)
+
   def test_missing_process(self):
     with self.assertRaises(OSError):
       proc_stats.sample(2**22 + 12345)
