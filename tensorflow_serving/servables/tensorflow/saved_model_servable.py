@@ -80,6 +80,13 @@ class SavedModelServable(servable.Servable):
         signature_name or util.DEFAULT_SERVING_SIGNATURE_DEF_KEY)
     return None if signature is None else signature.signature_def.inputs
 
+  def get_signature_outputs(
+      self, signature_name: str
+  ) -> Optional[Mapping[str, meta_graph_pb2.TensorInfo]]:
+    signature = self._bundle.signatures.get(
+        signature_name or util.DEFAULT_SERVING_SIGNATURE_DEF_KEY)
+    return None if signature is None else signature.signature_def.outputs
+
   # `deadline` is accepted and not yet used: the TensorFlow run is not
   # bounded by it (see servable.py).
 

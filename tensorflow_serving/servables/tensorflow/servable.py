@@ -8,7 +8,8 @@ The contract (as upstream's servables/tensorflow/servable.h):
     plane and only translate the wire format and the errors.
   * get_signature_inputs() is what a front end needs to decode a request
     whose wire format has no types of its own (REST JSON): the declared
-    dtype and shape of each input.
+    dtype and shape of each input. get_signature_outputs() describes what a
+    signature returns (the V2 protocol's ModelMetadata lists both).
   * Every method may be called from many request threads at once.
   * `deadline` is the request's absolute deadline in time.monotonic()
     seconds, or None for none. The data plane refuses a request whose
@@ -49,6 +50,15 @@ class Servable(abc.ABC):
 
     Returns None when there is no such signature; the caller words the
     error, as each protocol has its own text.
+    """
+
+  @abc.abstractmethod
+  def get_signature_outputs(
+      self, signature_name: str
+  ) -> Optional[Mapping[str, meta_graph_pb2.TensorInfo]]:
+    """Output alias -> TensorInfo of a signature ("" means serving_default).
+
+    Returns None when there is no such signature, as get_signature_inputs.
     """
 
   @abc.abstractmethod
