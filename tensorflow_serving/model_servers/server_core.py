@@ -706,8 +706,10 @@ class ServerCore:
 
     Called by the gRPC and REST front ends after a successful Predict,
     Classify, Regress or MultiInference, with the response whose model_spec
-    names the model and version that served it. Never raises: a log that
-    cannot be written is reported, and the request still succeeds.
+    names the model and version that served it. `request` may be a function
+    that builds the request proto, called only when the model has loggers.
+    Never raises: a log that cannot be written is reported, and the request
+    still succeeds.
     """
     request_logger = self._options.server_request_logger
     if request_logger is None:
@@ -720,6 +722,8 @@ class ServerCore:
       model_spec = response.model_spec
     if not request_logger.has_loggers(model_spec.name):
       return
+    if callable(request):
+      request = request()
     metadata = request_logger_lib.LogMetadata()
     metadata.model_spec.CopyFrom(model_spec)
     try:

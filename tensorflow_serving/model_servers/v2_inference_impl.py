@@ -11,7 +11,9 @@ mean, once, over the same DataPlane and ServerCore as the TF Serving APIs:
   * ModelInfer runs as a Predict through DataPlane.predict, so it has the
     same handle, servable-kind check, deadline, request logging, metrics
     and errors as a TF Serving Predict; the edge's decoder runs inside the
-    handle, with the servable that will answer. The request parameter
+    handle, with the servable that will answer, and the inputs go to the
+    model as the arrays it decoded (no TensorProto round trip; a logged
+    request gets its TensorProtos filled in). The request parameter
     "signature_name" (a string) picks the signature (default
     serving_default); requested outputs act as Predict's output_filter; the
     request id is echoed; model_version is the version that ran. Each input
@@ -295,10 +297,10 @@ class V2InferenceImpl:
     predict.model_spec.CopyFrom(model_spec(model_name, model_version))
     decoded: list[InferRequest] = []
 
-    def fill(servable: Servable) -> None:
+    def fill(servable: Servable) -> dict[str, np.ndarray]:
       request = decode(servable)
       decoded.append(request)
-      self._fill_predict_request(servable, request, predict)
+      return self._predict_inputs(servable, request, predict)
 
     response = self._data_plane.predict(predict, context,
                                         tensor_content=True, decode=fill)
@@ -313,14 +315,18 @@ class V2InferenceImpl:
         id=request.id,
         outputs=[(name, response.outputs[name]) for name in names])
 
-  def _fill_predict_request(self, servable: Servable, request: InferRequest,
-                            predict: predict_pb2.PredictRequest) -> None:
+  def _predict_inputs(self, servable: Servable, request: InferRequest,
+                      predict: predict_pb2.PredictRequest
+                     ) -> dict[str, np.ndarray]:
+    """Checks the inputs against the signature; completes the Predict
+    request (signature, output filter) and returns its inputs as arrays."""
     signature_name = signature_name_of(request.parameters)
     signature_inputs = servable.get_signature_inputs(signature_name)
     if signature_inputs is None:
       raise signature_not_found(signature_name)
     predict.model_spec.signature_name = signature_name
     model = predict.model_spec.name
+    arrays = {}
     for tensor in request.inputs:
       info = signature_inputs.get(tensor.name)
       if info is None:
@@ -332,10 +338,9 @@ class V2InferenceImpl:
             f"inference input '{tensor.name}' data-type is "
             f"'{tensor.datatype.name}', but model '{model}' expects "
             f"'{expected}'")
-      tensor_codec.ndarray_to_tensor_proto(
-          tensor.value, predict.inputs[tensor.name], as_tensor_content=True,
-          dtype=info.dtype)
+      arrays[tensor.name] = tensor.value
     predict.output_filter.extend(request.outputs)
+    return arrays
 
   # ------------------------------------------------------------ repository
 

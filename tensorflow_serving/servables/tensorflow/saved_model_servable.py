@@ -4,6 +4,7 @@ import dataclasses
 import threading
 from typing import Mapping, Optional
 
+import numpy as np
 from google.protobuf import any_pb2
 from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import classification_pb2
@@ -90,14 +91,18 @@ class SavedModelServable(servable.Servable):
   # `deadline` is accepted and not yet used: the TensorFlow run is not
   # bounded by it (see servable.py).
 
-  def predict(self,
-              request: predict_pb2.PredictRequest,
-              *,
-              tensor_content: bool = False,
-              deadline: Optional[float] = None) -> predict_pb2.PredictResponse:
+  def predict(
+      self,
+      request: predict_pb2.PredictRequest,
+      *,
+      tensor_content: bool = False,
+      deadline: Optional[float] = None,
+      inputs: Optional[Mapping[str, np.ndarray]] = None
+  ) -> predict_pb2.PredictResponse:
     return predict_util.run_predict(
         self._bundle, request, self._id.version,
-        method_name_check=self._check, tensor_content=tensor_content)
+        method_name_check=self._check, tensor_content=tensor_content,
+        inputs=inputs)
 
   def classify(
       self,

@@ -21,6 +21,8 @@ The contract (as upstream's servables/tensorflow/servable.h):
 import abc
 from typing import Mapping, Optional
 
+import numpy as np
+
 from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import classification_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2
@@ -62,11 +64,14 @@ class Servable(abc.ABC):
     """
 
   @abc.abstractmethod
-  def predict(self,
-              request: predict_pb2.PredictRequest,
-              *,
-              tensor_content: bool = False,
-              deadline: Optional[float] = None) -> predict_pb2.PredictResponse:
+  def predict(
+      self,
+      request: predict_pb2.PredictRequest,
+      *,
+      tensor_content: bool = False,
+      deadline: Optional[float] = None,
+      inputs: Optional[Mapping[str, np.ndarray]] = None
+  ) -> predict_pb2.PredictResponse:
     """Runs a Predict request.
 
     Args:
@@ -74,6 +79,9 @@ class Servable(abc.ABC):
       tensor_content: encode outputs in tensor_content rather than the typed
         fields (--enable_serialization_as_tensor_content).
       deadline: see the module docstring.
+      inputs: the inputs already decoded (alias -> array), used instead of
+        request.inputs, which is then left empty (a front end whose wire
+        format carries raw tensors saves the TensorProto round trip).
     """
 
   @abc.abstractmethod
