@@ -20,10 +20,12 @@ answer; every rule that is not about a wire format is written here, once:
   * request logging: a successful Predict, Classify, Regress or
     MultiInference is offered to the core's request loggers;
   * metrics: each call is counted in :tensorflow:serving:request_count
-    {model_name, status} and, when it succeeds, timed from the request's
-    arrival in request_latency {model_name, API, entrypoint}, as the context
-    says (count_refused() does the same for requests an edge refused before
-    they got here);
+    {model_name, status, API, entrypoint, version, signature} and, when it
+    succeeds, timed from the request's arrival in request_latency
+    {model_name, API, entrypoint, version, signature}; API and entrypoint
+    come from the context, the rest is chosen here, from what the server
+    has, never from the client's text as such (see _Labels; count_refused()
+    does the same for requests an edge refused before they got here);
   * errors: everything a call raises leaves as a ServingError; a foreign
     exception (a bug) is logged with its traceback and converted by
     status.from_exception, so it has the same code (status.CATCH_ALL_CODE)
@@ -53,6 +55,7 @@ from tensorflow_serving.core import servable_state_monitor as monitor_lib
 from tensorflow_serving.model_servers import get_model_status_impl
 from tensorflow_serving.servables.tensorflow import get_model_metadata_impl
 from tensorflow_serving.servables.tensorflow import servable as servable_lib
+from tensorflow_serving.servables.tensorflow import util as tf_util
 from tensorflow_serving.util import metrics
 from tensorflow_serving.util import status
 
@@ -76,6 +79,9 @@ class ServingCore(Protocol):
   def log_request(self, request: message_lib.Message,
                   response: message_lib.Message) -> None:
     """Offers a served request to its model's request loggers; never raises."""
+
+  def configured_model_names(self) -> tuple[str, ...]:
+    """The models of the config in force, in its order; cheap (no copy)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -120,6 +126,47 @@ class RequestContext:
         f"Deadline exceeded: the request took longer than {limit_ms} ms")
 
 
+# The signature label is the one the request names (ModelSpec.signature_name;
+# "" is the default signature), checked against the version that answered.
+_FROM_MODEL_SPEC = object()
+
+
+class _Labels:
+  """The version and signature labels of one call, as far as it got.
+
+  The metrics' label values come from the server's own configuration, so a
+  client cannot create series at will (each new value is a series, kept
+  forever):
+    model_name: the name as requested once a version answered, or when the
+      config in force has that model; "" when the call names no model (GET
+      /v1/models); metrics.UNKNOWN otherwise (a name the server does not
+      have).
+    version: the version that answered; metrics.NOT_APPLICABLE ("") for a
+      call no version answers (model status, the model list);
+      metrics.UNKNOWN when the call failed before a version was resolved
+      (unknown model, version or label; a refused request).
+    signature: the signature that ran ("serving_default" when the request
+      names none) if the version that answered has it; NOT_APPLICABLE for a
+      call that runs no signature (status, metadata, the list, run()
+      without one); UNKNOWN otherwise.
+  """
+
+  __slots__ = ("version", "servable")
+
+  def __init__(self) -> None:
+    self.version = metrics.UNKNOWN
+    self.servable = None  # The servable that answered, once resolved.
+
+
+def signature_label(servable: Any, signature_name: str) -> str:
+  """The signature label of a request for `signature_name` on `servable`."""
+  name = signature_name or tf_util.DEFAULT_SERVING_SIGNATURE_DEF_KEY
+  if (isinstance(servable, Servable) and
+      servable.get_signature_inputs(name) is not None):
+    return name
+  return metrics.UNKNOWN
+
+
 class DataPlane:
   """The serving APIs over a ServingCore, for every front end.
 
@@ -128,6 +175,10 @@ class DataPlane:
 
   def __init__(self, core: ServingCore) -> None:
     self._core = core
+    # (configured_model_names(), the same as a set), for the model_name
+    # label of calls that fail before a version answers; replaced whole
+    # when the core's tuple changes.
+    self._names: tuple[tuple[str, ...], frozenset[str]] = ((), frozenset())
 
   # ------------------------------------------------------------ the APIs
 
@@ -158,7 +209,8 @@ class DataPlane:
       return servable.predict(request, tensor_content=tensor_content,
                               deadline=context.deadline)
 
-    return self._serve(request.model_spec, context, Servable, call, request)
+    return self._serve(request.model_spec, context, Servable, call, request,
+                       _FROM_MODEL_SPEC)
 
   def classify(
       self, request: classification_pb2.ClassificationRequest,
@@ -166,14 +218,16 @@ class DataPlane:
     """Runs a Classify request."""
     return self._serve(
         request.model_spec, context, Servable,
-        lambda s: s.classify(request, deadline=context.deadline), request)
+        lambda s: s.classify(request, deadline=context.deadline), request,
+        _FROM_MODEL_SPEC)
 
   def regress(self, request: regression_pb2.RegressionRequest,
               context: RequestContext) -> regression_pb2.RegressionResponse:
     """Runs a Regress request."""
     return self._serve(
         request.model_spec, context, Servable,
-        lambda s: s.regress(request, deadline=context.deadline), request)
+        lambda s: s.regress(request, deadline=context.deadline), request,
+        _FROM_MODEL_SPEC)
 
   def multi_inference(
       self, request: inference_pb2.MultiInferenceRequest,
@@ -187,7 +241,7 @@ class DataPlane:
     return self._serve(
         model_spec, context, Servable,
         lambda s: s.multi_inference(request, deadline=context.deadline),
-        request)
+        request, None)
 
   def get_model_metadata(
       self, request: get_model_metadata_pb2.GetModelMetadataRequest,
@@ -196,12 +250,15 @@ class DataPlane:
     """Answers a GetModelMetadata request (checked before the model lookup,
     as upstream)."""
 
+    labels = _Labels()
+
     def call() -> get_model_metadata_pb2.GetModelMetadataResponse:
       get_model_metadata_impl.validate_request(request)
       return self._with_servable(request.model_spec, Servable,
-                                 lambda s: s.get_model_metadata(request))
+                                 lambda s: s.get_model_metadata(request),
+                                 labels)
 
-    return self._observe(request.model_spec.name, context, call)
+    return self._observe(request.model_spec.name, context, call, labels, None)
 
   def get_model_status(
       self, request: get_model_status_pb2.GetModelStatusRequest,
@@ -210,17 +267,35 @@ class DataPlane:
     """Every version's state from the core's monitor (no handle needed)."""
     return self._observe(
         request.model_spec.name, context,
-        lambda: get_model_status_impl.get_model_status(self._core, request))
+        lambda: get_model_status_impl.get_model_status(self._core, request),
+        _NO_VERSION, None)
+
+  def list_models(
+      self,
+      context: RequestContext) -> list[get_model_status_impl.ModelStatus]:
+    """Every configured model with what GetModelStatus says of it.
+
+    Not in upstream (tensorflow/serving#795): REST's GET /v1/models. In the
+    config's order; a model with no version yet (or none left) is there
+    too, with GetModelStatus's error.
+    """
+    return self._observe(
+        "", context,
+        lambda: get_model_status_impl.list_model_statuses(self._core),
+        _NO_VERSION, None)
 
   def run(self, model_spec: model_pb2.ModelSpec, context: RequestContext,
-          fn: Callable[[S], T], *, kind: type = Servable) -> T:
+          fn: Callable[[S], T], *, kind: type = Servable,
+          signature: Optional[str] = None) -> T:
     """Runs fn(servable) on the servable of model_spec, as one request.
 
     The generic entry: the handle, the kind check (`kind`: the type fn
     needs), the deadline, metrics and errors as the typed methods have
     them; no request logging (there is no request proto to log).
+    `signature`: the signature fn runs ("" for the default one), for the
+    metrics' signature label; None if it runs none.
     """
-    return self._serve(model_spec, context, kind, fn, None)
+    return self._serve(model_spec, context, kind, fn, None, signature)
 
   def count_refused(self, context: RequestContext, model_name: str,
                     error: status.ServingError) -> None:
@@ -230,34 +305,63 @@ class DataPlane:
     sees every request exactly once.
     """
     if context.api is not None:
-      metrics.record_request(model_name, context.api, context.entrypoint,
+      metrics.record_request(self._model_label(model_name), metrics.UNKNOWN,
+                             metrics.UNKNOWN, context.api, context.entrypoint,
                              error.code, None)
 
   # ----------------------------------------------------------- the path
 
   def _serve(self, model_spec: model_pb2.ModelSpec, context: RequestContext,
              kind: type, fn: Callable[[Any], T],
-             log_request: Optional[message_lib.Message]) -> T:
+             log_request: Optional[message_lib.Message],
+             signature: Any) -> T:
+    labels = _Labels()
     response = self._observe(
         model_spec.name, context,
-        lambda: self._with_servable(model_spec, kind, fn))
+        lambda: self._with_servable(model_spec, kind, fn, labels), labels,
+        model_spec if signature is _FROM_MODEL_SPEC else signature)
     if log_request is not None:
       self._core.log_request(log_request, response)
     return response
 
   def _with_servable(self, model_spec: model_pb2.ModelSpec, kind: type,
-                     fn: Callable[[Any], T]) -> T:
+                     fn: Callable[[Any], T], labels: "_Labels") -> T:
     """fn(servable) while holding the handle, if the servable is a `kind`."""
     with self._core.get_servable_handle(model_spec) as handle:
       servable = handle.servable
+      labels.version = str(handle.id.version)
+      labels.servable = servable
       if not isinstance(servable, kind):
         raise status.unimplemented(
             f"Servable {model_spec.name} does not support this API")
       return fn(servable)
 
+  def _model_label(self, model_name: str) -> str:
+    """The model_name label of a call no version answered (see _Labels)."""
+    if not model_name:
+      return metrics.NOT_APPLICABLE
+    names = self._core.configured_model_names()
+    cached = self._names
+    if names is not cached[0]:
+      cached = self._names = (names, frozenset(names))
+    return model_name if model_name in cached[1] else metrics.UNKNOWN
+
   def _observe(self, model_name: str, context: RequestContext,
-               call: Callable[[], T]) -> T:
-    """Runs call() as one request: deadline, error conversion, metrics."""
+               call: Callable[[], T], labels: "_Labels",
+               signature: Any) -> T:
+    """Runs call() as one request: deadline, error conversion, metrics.
+
+    Args:
+      model_name: the model the request names.
+      context: the request's context.
+      call: the work.
+      labels: the version and servable that answered, as far as call()
+        got (set by _with_servable); _NO_VERSION for calls no version
+        answers.
+      signature: what names the signature the call ran: a ModelSpec (read
+        once the call is done: REST fills it while decoding), a name, or
+        None for a call that runs none.
+    """
     code = status.Code.OK
     try:
       deadline = context.deadline
@@ -282,6 +386,30 @@ class DataPlane:
       raise error from e
     finally:
       if context.api is not None:
+        servable = labels.servable
+        if signature is None:
+          signature_value = metrics.NOT_APPLICABLE
+        elif servable is None:
+          signature_value = metrics.UNKNOWN
+        else:
+          signature_value = signature_label(
+              servable, signature if isinstance(signature, str) else
+              signature.signature_name)
         metrics.record_request(
-            model_name, context.api, context.entrypoint, code,
+            model_name if servable is not None else
+            self._model_label(model_name), labels.version, signature_value,
+            context.api, context.entrypoint, code,
             (time.monotonic() - context.start) * 1e6)
+
+
+class _NoVersion(_Labels):
+  """The labels of a call that no version answers (status, the list)."""
+
+  __slots__ = ()
+
+  def __init__(self) -> None:  # pylint: disable=super-init-not-called
+    self.version = metrics.NOT_APPLICABLE
+    self.servable = None
+
+
+_NO_VERSION = _NoVersion()

@@ -143,7 +143,7 @@ def _output_aliases(signature: _Signature,
 
 def _run(bundle: saved_model_bundle.SavedModelBundle, signature: _Signature,
          feeds: list[np.ndarray], aliases: tuple[str, ...],
-         model_name: str) -> list[np.ndarray]:
+         model_name: str, version: Optional[int]) -> list[np.ndarray]:
   if signature.unsupported:
     raise status.unimplemented(
         f"Signature {signature.name} cannot be run: {signature.unsupported}")
@@ -152,7 +152,8 @@ def _run(bundle: saved_model_bundle.SavedModelBundle, signature: _Signature,
   else:
     fetch_names = tuple(signature.output_names[a] for a in aliases)
   return util.run_and_record(bundle, model_name, "Predict",
-                             signature.feed_names, feeds, fetch_names)
+                             signature.feed_names, feeds, fetch_names,
+                             version, signature.name)
 
 
 def run_predict(
@@ -185,7 +186,8 @@ def run_predict(
   signature = get_predict_signature(bundle, signature_name, method_name_check)
   feeds = _collect_feeds(signature, request.inputs, _proto_to_array(signature))
   aliases = _output_aliases(signature, request.output_filter)
-  outputs = _run(bundle, signature, feeds, aliases, request.model_spec.name)
+  outputs = _run(bundle, signature, feeds, aliases, request.model_spec.name,
+                 servable_version)
 
   response = predict_pb2.PredictResponse()
   util.make_model_spec(response.model_spec, request.model_spec.name,
