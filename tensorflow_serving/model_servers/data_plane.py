@@ -24,8 +24,9 @@ answer; every rule that is not about a wire format is written here, once:
     succeeds, timed from the request's arrival in request_latency
     {model_name, API, entrypoint, version, signature}; API and entrypoint
     come from the context, the rest is chosen here, from what the server
-    has, never from the client's text as such (see _Labels; count_refused()
-    does the same for requests an edge refused before they got here);
+    has, never from the client's text as such (see "How the metrics'
+    labels are chosen" below; count_refused() does the same for requests
+    an edge refused before they got here);
   * errors: everything a call raises leaves as a ServingError; a foreign
     exception (a bug) is logged with its traceback and converted by
     status.from_exception, so it has the same code (status.CATCH_ALL_CODE)
@@ -126,43 +127,34 @@ class RequestContext:
         f"Deadline exceeded: the request took longer than {limit_ms} ms")
 
 
-# The signature label is the one the request names (ModelSpec.signature_name;
-# "" is the default signature), checked against the version that answered.
+# How the metrics' labels are chosen. Their values come from the server's
+# own configuration, never from a client's text as such, so that a client
+# cannot create series at will (each new value is a series, kept forever):
+#   model_name: the name as requested once a version answered, or when the
+#     config in force has that model; "" when the call names no model (GET
+#     /v1/models); metrics.UNKNOWN otherwise (a name the server lacks).
+#   version: the version that answered; metrics.NOT_APPLICABLE ("") for a
+#     call no version answers (model status, the model list);
+#     metrics.UNKNOWN when the call failed before a version was resolved
+#     (an unknown model, version or label; a refused request).
+#   signature: the signature that ran ("serving_default" when the request
+#     names none) if the version that answered has it; NOT_APPLICABLE for a
+#     call that runs none (status, metadata, the list, MultiInference,
+#     run() without one); UNKNOWN otherwise.
+# API and entrypoint are the RequestContext's.
+
+# _serve's `signature` when the request's ModelSpec names it (read once the
+# call is done: REST fills it while decoding).
 _FROM_MODEL_SPEC = object()
-
-
-class _Labels:
-  """The version and signature labels of one call, as far as it got.
-
-  The metrics' label values come from the server's own configuration, so a
-  client cannot create series at will (each new value is a series, kept
-  forever):
-    model_name: the name as requested once a version answered, or when the
-      config in force has that model; "" when the call names no model (GET
-      /v1/models); metrics.UNKNOWN otherwise (a name the server does not
-      have).
-    version: the version that answered; metrics.NOT_APPLICABLE ("") for a
-      call no version answers (model status, the model list);
-      metrics.UNKNOWN when the call failed before a version was resolved
-      (unknown model, version or label; a refused request).
-    signature: the signature that ran ("serving_default" when the request
-      names none) if the version that answered has it; NOT_APPLICABLE for a
-      call that runs no signature (status, metadata, the list, run()
-      without one); UNKNOWN otherwise.
-  """
-
-  __slots__ = ("version", "servable")
-
-  def __init__(self) -> None:
-    self.version = metrics.UNKNOWN
-    self.servable = None  # The servable that answered, once resolved.
 
 
 def signature_label(servable: Any, signature_name: str) -> str:
   """The signature label of a request for `signature_name` on `servable`."""
   name = signature_name or tf_util.DEFAULT_SERVING_SIGNATURE_DEF_KEY
-  if (isinstance(servable, Servable) and
-      servable.get_signature_inputs(name) is not None):
+  # getattr rather than isinstance(Servable): an ABC check costs more than
+  # the whole lookup on the hot path.
+  get_inputs = getattr(servable, "get_signature_inputs", None)
+  if get_inputs is not None and get_inputs(name) is not None:
     return name
   return metrics.UNKNOWN
 
@@ -250,15 +242,10 @@ class DataPlane:
     """Answers a GetModelMetadata request (checked before the model lookup,
     as upstream)."""
 
-    labels = _Labels()
-
-    def call() -> get_model_metadata_pb2.GetModelMetadataResponse:
-      get_model_metadata_impl.validate_request(request)
-      return self._with_servable(request.model_spec, Servable,
-                                 lambda s: s.get_model_metadata(request),
-                                 labels)
-
-    return self._observe(request.model_spec.name, context, call, labels, None)
+    return self._serve(request.model_spec, context, Servable,
+                       lambda s: s.get_model_metadata(request), None, None,
+                       check=lambda: get_model_metadata_impl.validate_request(
+                           request))
 
   def get_model_status(
       self, request: get_model_status_pb2.GetModelStatusRequest,
@@ -267,8 +254,7 @@ class DataPlane:
     """Every version's state from the core's monitor (no handle needed)."""
     return self._observe(
         request.model_spec.name, context,
-        lambda: get_model_status_impl.get_model_status(self._core, request),
-        _NO_VERSION, None)
+        lambda: get_model_status_impl.get_model_status(self._core, request))
 
   def list_models(
       self,
@@ -281,8 +267,7 @@ class DataPlane:
     """
     return self._observe(
         "", context,
-        lambda: get_model_status_impl.list_model_statuses(self._core),
-        _NO_VERSION, None)
+        lambda: get_model_status_impl.list_model_statuses(self._core))
 
   def run(self, model_spec: model_pb2.ModelSpec, context: RequestContext,
           fn: Callable[[S], T], *, kind: type = Servable,
@@ -313,55 +298,70 @@ class DataPlane:
 
   def _serve(self, model_spec: model_pb2.ModelSpec, context: RequestContext,
              kind: type, fn: Callable[[Any], T],
-             log_request: Optional[message_lib.Message],
-             signature: Any) -> T:
-    labels = _Labels()
-    response = self._observe(
-        model_spec.name, context,
-        lambda: self._with_servable(model_spec, kind, fn, labels), labels,
-        model_spec if signature is _FROM_MODEL_SPEC else signature)
+             log_request: Optional[message_lib.Message], signature: Any, *,
+             check: Optional[Callable[[], None]] = None) -> T:
+    """fn(servable) as one request, holding the servable's handle.
+
+    Args:
+      model_spec: which servable.
+      context: the request's context.
+      kind: the type the servable must be (UNIMPLEMENTED otherwise).
+      fn: the work.
+      log_request: the request to offer to the request loggers on success.
+      signature: names the signature fn runs, for the metrics:
+        _FROM_MODEL_SPEC (the ModelSpec's), a name, or None (none).
+      check: validation run before the lookup.
+    """
+    # Written inline rather than through _observe and a closure: this is
+    # every inference request's path.
+    version = metrics.UNKNOWN
+    servable = None
+    code = status.Code.OK
+    try:
+      deadline = context.deadline
+      if deadline is not None and time.monotonic() >= deadline:
+        raise context.deadline_exceeded()
+      if check is not None:
+        check()
+      with self._core.get_servable_handle(model_spec) as handle:
+        servable = handle.servable
+        version = str(handle.id.version)
+        if not isinstance(servable, kind):
+          raise status.unimplemented(
+              f"Servable {model_spec.name} does not support this API")
+        response = fn(servable)
+      if deadline is not None and time.monotonic() >= deadline:
+        raise context.deadline_exceeded()
+    except Exception as e:  # pylint: disable=broad-except
+      error = self._failed(e, context, model_spec.name)
+      code = error.code
+      if error is e:
+        raise
+      raise error from e
+    finally:
+      if context.api is not None:
+        if servable is None:
+          model_name = self._model_label(model_spec.name)
+          signature_name = (metrics.UNKNOWN if signature is not None else
+                            metrics.NOT_APPLICABLE)
+        else:
+          model_name = model_spec.name
+          if signature is None:
+            signature_name = metrics.NOT_APPLICABLE
+          else:
+            signature_name = signature_label(
+                servable, model_spec.signature_name
+                if signature is _FROM_MODEL_SPEC else signature)
+        metrics.record_request(model_name, version, signature_name,
+                               context.api, context.entrypoint, code,
+                               (time.monotonic() - context.start) * 1e6)
     if log_request is not None:
       self._core.log_request(log_request, response)
     return response
 
-  def _with_servable(self, model_spec: model_pb2.ModelSpec, kind: type,
-                     fn: Callable[[Any], T], labels: "_Labels") -> T:
-    """fn(servable) while holding the handle, if the servable is a `kind`."""
-    with self._core.get_servable_handle(model_spec) as handle:
-      servable = handle.servable
-      labels.version = str(handle.id.version)
-      labels.servable = servable
-      if not isinstance(servable, kind):
-        raise status.unimplemented(
-            f"Servable {model_spec.name} does not support this API")
-      return fn(servable)
-
-  def _model_label(self, model_name: str) -> str:
-    """The model_name label of a call no version answered (see _Labels)."""
-    if not model_name:
-      return metrics.NOT_APPLICABLE
-    names = self._core.configured_model_names()
-    cached = self._names
-    if names is not cached[0]:
-      cached = self._names = (names, frozenset(names))
-    return model_name if model_name in cached[1] else metrics.UNKNOWN
-
   def _observe(self, model_name: str, context: RequestContext,
-               call: Callable[[], T], labels: "_Labels",
-               signature: Any) -> T:
-    """Runs call() as one request: deadline, error conversion, metrics.
-
-    Args:
-      model_name: the model the request names.
-      context: the request's context.
-      call: the work.
-      labels: the version and servable that answered, as far as call()
-        got (set by _with_servable); _NO_VERSION for calls no version
-        answers.
-      signature: what names the signature the call ran: a ModelSpec (read
-        once the call is done: REST fills it while decoding), a name, or
-        None for a call that runs none.
-    """
+               call: Callable[[], T]) -> T:
+    """call() as one request that no version answers (status, the list)."""
     code = status.Code.OK
     try:
       deadline = context.deadline
@@ -371,45 +371,38 @@ class DataPlane:
       if deadline is not None and time.monotonic() >= deadline:
         raise context.deadline_exceeded()
       return result
-    except status.ServingError as e:
-      code = e.code
-      logging.vlog(1, "%s request for %s failed: %s", context.api or "A",
-                   model_name, e.message)
-      raise
     except Exception as e:  # pylint: disable=broad-except
-      # A bug must fail one request, not the server, and read the same on
-      # every transport.
-      logging.exception("%s request for %s raised unexpectedly",
-                        context.api or "A", model_name)
-      error = status.from_exception(e)
+      error = self._failed(e, context, model_name)
       code = error.code
+      if error is e:
+        raise
       raise error from e
     finally:
       if context.api is not None:
-        servable = labels.servable
-        if signature is None:
-          signature_value = metrics.NOT_APPLICABLE
-        elif servable is None:
-          signature_value = metrics.UNKNOWN
-        else:
-          signature_value = signature_label(
-              servable, signature if isinstance(signature, str) else
-              signature.signature_name)
         metrics.record_request(
-            model_name if servable is not None else
-            self._model_label(model_name), labels.version, signature_value,
-            context.api, context.entrypoint, code,
+            self._model_label(model_name), metrics.NOT_APPLICABLE,
+            metrics.NOT_APPLICABLE, context.api, context.entrypoint, code,
             (time.monotonic() - context.start) * 1e6)
 
+  def _failed(self, e: Exception, context: RequestContext,
+              model_name: str) -> status.ServingError:
+    """The ServingError a failed call leaves with (a bug's is logged)."""
+    if isinstance(e, status.ServingError):
+      logging.vlog(1, "%s request for %s failed: %s", context.api or "A",
+                   model_name, e.message)
+      return e
+    # A bug must fail one request, not the server, and read the same on
+    # every transport.
+    logging.exception("%s request for %s raised unexpectedly",
+                      context.api or "A", model_name)
+    return status.from_exception(e)
 
-class _NoVersion(_Labels):
-  """The labels of a call that no version answers (status, the list)."""
-
-  __slots__ = ()
-
-  def __init__(self) -> None:  # pylint: disable=super-init-not-called
-    self.version = metrics.NOT_APPLICABLE
-    self.servable = None
-
-
-_NO_VERSION = _NoVersion()
+  def _model_label(self, model_name: str) -> str:
+    """The model_name label of a call no version answered (see above)."""
+    if not model_name:
+      return metrics.NOT_APPLICABLE
+    names = self._core.configured_model_names()
+    cached = self._names
+    if names is not cached[0]:
+      cached = self._names = (names, frozenset(names))
+    return model_name if model_name in cached[1] else metrics.UNKNOWN
