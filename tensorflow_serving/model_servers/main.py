@@ -25,6 +25,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from tensorflow_serving.model_servers import log_format as log_format_lib
 from tensorflow_serving.model_servers import server as server_lib
 from tensorflow_serving.model_servers import version as version_lib
 # pylint: enable=g-import-not-at-top,wrong-import-position
@@ -89,6 +90,9 @@ flags.DEFINE_string("version_ready_marker", _DEFAULTS.version_ready_marker, "If 
 flags.DEFINE_float("storage_timeout_seconds", _DEFAULTS.storage_timeout_seconds, "Connect and read timeout, in seconds, of each request to an object store (s3://, gs://); throttled, failed or broken requests are retried (S3: 3 attempts in all; GCS: until this time has passed).")
 flags.DEFINE_integer("storage_download_threads", _DEFAULTS.storage_download_threads, "Files of one version downloaded at once from an object store.")
 
+# --- Not in upstream: logs as JSON lines ------------------------------------
+flags.DEFINE_enum("log_format", _DEFAULTS.log_format, log_format_lib.FORMATS, "How log records are written to stderr: 'text' (absl's format, as upstream) or 'json' (one JSON object per line: time, level, logger, message, file:line, thread, and the traceback if any). TensorFlow's C++ start-up lines are printed before this applies and stay text.")
+
 # Flags that name features this server does not have (TPU, TFLite, XLA, GPU,
 # mixed precision, the TF profiler): accepted for compatibility, and a log
 # line says once that they are ignored when set to a non-default value.
@@ -135,6 +139,7 @@ def _options_from_flags() -> server_lib.Server.Options:
 
 def main(argv: Sequence[str]) -> None:
   del argv  # Flags are parsed already.
+  log_format_lib.configure(FLAGS.log_format)
   if FLAGS.version:
     print(version_lib.version_text())
     sys.exit(0)

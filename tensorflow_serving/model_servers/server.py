@@ -153,6 +153,9 @@ class ServerOptions:
   version_ready_marker: str = ""
   storage_timeout_seconds: float = 30.0
   storage_download_threads: int = 8
+  # Not in upstream: log records as JSON lines (applied by main.py, for the
+  # whole process; docs/serving_config.md).
+  log_format: str = "text"
 
   @classmethod
   def flag_names(cls) -> list[str]:

@@ -66,6 +66,7 @@ from tensorflow_serving.core import manager as manager_lib
 from tensorflow_serving.core import servable_handle
 from tensorflow_serving.core import servable_id as servable_id_lib
 from tensorflow_serving.core import servable_state
+from tensorflow_serving.core import servable_state_metrics
 from tensorflow_serving.core import servable_state_monitor
 from tensorflow_serving.core import server_request_logger as request_logger_lib
 from tensorflow_serving.core import source_adapter
@@ -304,6 +305,9 @@ class ServerCore:
     self._bus = event_bus.EventBus(event_bus.EventBus.Options(
         clock=options.clock))
     self._monitor = servable_state_monitor.ServableStateMonitor(self._bus)
+    # Not in upstream: each version's state and load time as metrics.
+    self._state_metrics = servable_state_metrics.ServableStateMetrics(
+        self._bus)
     self._manager = aspired_versions_manager.AspiredVersionsManager(
         aspired_versions_manager.AspiredVersionsManager.Options(
             manage_state_interval_micros=options.manage_state_interval_micros,
@@ -321,6 +325,8 @@ class ServerCore:
     # One reload at a time; guards the pipeline fields below.
     self._config_mu = threading.Lock()
     self._config = ModelServerConfig()  # guarded by self._config_mu
+    # The names in self._config, in its order; replaced whole, read lock-free.
+    self._model_names: tuple[str, ...] = ()
     self._source: fs_source.FileSystemStoragePathSource | None = None
     self._router: dynamic_source_router.DynamicSourceRouter | None = None
     self._adapters: list[source_adapter.SourceAdapter] = []
@@ -379,6 +385,11 @@ class ServerCore:
       copy = ModelServerConfig()
       copy.CopyFrom(self._config)
       return copy
+
+  def configured_model_names(self) -> tuple[str, ...]:
+    """The models of the config in force, in its order (without a lock:
+    the tuple is replaced whole when a config is applied)."""
+    return self._model_names
 
   def list_available_servable_ids(self) -> list[servable_id_lib.ServableId]:
     return self._manager.list_available_servable_ids()
@@ -875,6 +886,7 @@ class ServerCore:
     for name in new_names:
       self._unloaded.pop(name, None)
     self._config = config
+    self._model_names = tuple(m.name for m in config.model_config_list.config)
     self._set_configured_names(config)
 
   def _model_cache(self) -> model_cache_lib.ModelCache:
@@ -904,5 +916,6 @@ class ServerCore:
       self._own_model_cache.close()
     self._monitor.close()
     self._readiness_subscription.cancel()
+    self._state_metrics.close()
     if self._options.server_request_logger is not None:
       self._options.server_request_logger.close()

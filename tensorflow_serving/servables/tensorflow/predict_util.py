@@ -157,7 +157,7 @@ def _output_aliases(signature: _Signature,
 
 def _run(bundle: saved_model_bundle.SavedModelBundle, signature: _Signature,
          feeds: list[np.ndarray], aliases: tuple[str, ...],
-         model_name: str) -> list[np.ndarray]:
+         model_name: str, version: Optional[int]) -> list[np.ndarray]:
   if signature.unsupported:
     raise status.unimplemented(
         f"Signature {signature.name} cannot be run: {signature.unsupported}")
@@ -166,7 +166,8 @@ def _run(bundle: saved_model_bundle.SavedModelBundle, signature: _Signature,
   else:
     fetch_names = tuple(signature.output_names[a] for a in aliases)
   return util.run_and_record(bundle, model_name, "Predict",
-                             signature.feed_names, feeds, fetch_names)
+                             signature.feed_names, feeds, fetch_names,
+                             version, signature.name)
 
 
 def run_predict(
@@ -208,7 +209,8 @@ def run_predict(
   else:
     feeds = _collect_feeds(signature, inputs, _array_input(signature))
   aliases = _output_aliases(signature, request.output_filter)
-  outputs = _run(bundle, signature, feeds, aliases, request.model_spec.name)
+  outputs = _run(bundle, signature, feeds, aliases, request.model_spec.name,
+                 servable_version)
 
   response = predict_pb2.PredictResponse()
   util.make_model_spec(response.model_spec, request.model_spec.name,
