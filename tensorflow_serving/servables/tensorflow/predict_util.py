@@ -143,7 +143,7 @@ def _output_aliases(signature: _Signature,
 
 def _run(bundle: saved_model_bundle.SavedModelBundle, signature: _Signature,
          feeds: list[np.ndarray], aliases: tuple[str, ...],
-         model_name: str) -> list[np.ndarray]:
+         model_name: str, deadline: Optional[float]) -> list[np.ndarray]:
   if signature.unsupported:
     raise status.unimplemented(
         f"Signature {signature.name} cannot be run: {signature.unsupported}")
@@ -152,7 +152,8 @@ def _run(bundle: saved_model_bundle.SavedModelBundle, signature: _Signature,
   else:
     fetch_names = tuple(signature.output_names[a] for a in aliases)
   return util.run_and_record(bundle, model_name, "Predict",
-                             signature.feed_names, feeds, fetch_names)
+                             signature.feed_names, feeds, fetch_names,
+                             deadline)
 
 
 def run_predict(
@@ -162,6 +163,7 @@ def run_predict(
     *,
     method_name_check: bool = False,
     tensor_content: bool = False,
+    deadline: Optional[float] = None,
 ) -> predict_pb2.PredictResponse:
   """Runs a PredictRequest.
 
@@ -173,6 +175,8 @@ def run_predict(
     method_name_check: --enable_signature_method_name_check.
     tensor_content: --enable_serialization_as_tensor_content: outputs in
       tensor_content instead of the typed fields.
+    deadline: the request's deadline (time.monotonic() seconds), which
+      bounds the model run; None: none.
 
   Returns:
     The response, with model_spec {name, version, signature_name}.
@@ -185,7 +189,8 @@ def run_predict(
   signature = get_predict_signature(bundle, signature_name, method_name_check)
   feeds = _collect_feeds(signature, request.inputs, _proto_to_array(signature))
   aliases = _output_aliases(signature, request.output_filter)
-  outputs = _run(bundle, signature, feeds, aliases, request.model_spec.name)
+  outputs = _run(bundle, signature, feeds, aliases, request.model_spec.name,
+                 deadline)
 
   response = predict_pb2.PredictResponse()
   util.make_model_spec(response.model_spec, request.model_spec.name,
