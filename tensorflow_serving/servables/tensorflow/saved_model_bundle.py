@@ -19,18 +19,21 @@ deadline, as upstream sets RunOptions.timeout_in_ms from the gRPC deadline
 or --rest_api_timeout_in_ms: when it passes, TensorFlow cancels the run
 (its loops and queues check the step's cancellation) and the call fails
 with DEADLINE_EXCEEDED. TensorFlow only honours the timeout when the run
-is handed to a thread pool, never for a run in the calling thread; so a run
+is handed to a thread pool, never for a run in the calling thread (measured:
+a 300 ms timeout on a run in the caller's thread does nothing); so a run
 with a deadline is a "timed" run (a TF_SessionRun with per-call RunOptions:
 timeout_in_ms, the session's inter-op pool), which costs the pool hand-off
 (about 15-20 us of CPU, docs/performance.md). To keep that off the common
 path, each prepared callable learns how long its runs take (_RunPath): once
-16 runs in a row have each taken under 1 ms and none ever took longer, a
-call whose deadline is at least 100 ms away runs in the calling thread, as
-before (a run that short cannot outlive such a deadline by much); every
-other call with a deadline is timed. A run that takes 1 ms or more makes
-every later call with a deadline on that callable timed, for good. What
-this does not bound: on a callable proven fast, the first run that turns
-out slow (input-dependent cost) is not cut off; the ones after it are.
+16 of its runs took under 1 ms each and none took 20 ms or more, a call
+whose deadline is at least 100 ms away runs in the calling thread, untimed,
+as before (such a run cannot outlive that deadline); every other call with
+a deadline is timed. One run of 20 ms or more makes every later call with a
+deadline on that callable timed, for good. What this does not bound: on a
+callable proven fast, the first run that turns out slow (a model whose cost
+depends on its input) is not cut off; the ones after it are. With an
+inter-op pool configured (runs_in_caller_thread() false) every call with a
+deadline is timed: the hand-off is paid anyway.
 
 SavedModelBundle.run() is the model-run step: tensor names and arrays in,
 arrays out, nothing else. Predict, Classify, Regress and MultiInference all go
@@ -164,15 +167,25 @@ class _RunPath:
   See the module doc ("Deadlines"). Fed with every run's wall time, from
   any thread; the counters are updated without a lock (a lost update only
   delays or hastens the switch by a run).
+
+  Wall time, because that is what a deadline measures; it also counts the
+  time a request thread waits for the interpreter lock after the run (up
+  to sys.getswitchinterval(), 5 ms, per waiting thread on a loaded
+  server), so "fast" and "slow" are far apart: a run between them is
+  neither evidence.
   """
 
-  # A run this long or longer is "slow": the callable's calls with a
-  # deadline are timed from then on. At 1 ms the timed run's hand-off costs
-  # under 2% of the run.
-  SLOW_RUN_SECONDS = 0.001
-  # Runs in a row, each under SLOW_RUN_SECONDS, before calls run untimed.
+  # A run shorter than this counts as fast; at 1 ms the timed run's
+  # hand-off (about 20 us) would cost under 2% of a run.
+  FAST_RUN_SECONDS = 0.001
+  # A run this long or longer makes the callable's calls with a deadline
+  # timed for good: well above what waiting for the interpreter lock adds,
+  # well below MIN_UNTIMED_REMAINING_SECONDS.
+  SLOW_RUN_SECONDS = 0.02
+  # Fast runs (in all) before calls with a deadline may run untimed.
   PROVEN_RUNS = 16
-  # A call whose deadline is nearer than this is timed whatever the history.
+  # A call whose deadline is nearer than this is timed whatever the history:
+  # an untimed run shorter than SLOW_RUN_SECONDS cannot outlive it.
   MIN_UNTIMED_REMAINING_SECONDS = 0.1
 
   __slots__ = ("fast_runs", "slow")
@@ -182,15 +195,15 @@ class _RunPath:
     self.slow = False
 
   def record(self, seconds: float) -> None:
-    """Notes how long one run of the callable took."""
-    if seconds >= self.SLOW_RUN_SECONDS:
-      self.slow = True
-    else:
+    """Notes how long one run of the callable took (wall time)."""
+    if seconds < self.FAST_RUN_SECONDS:
       self.fast_runs += 1
+    elif seconds >= self.SLOW_RUN_SECONDS:
+      self.slow = True
 
   def timed(self, remaining: float) -> bool:
-    """True: run with a timeout; False: the run cannot outlive `remaining`
-    by much, run it in the calling thread."""
+    """True: run with a timeout; False: run in the calling thread, untimed
+    (the callable's runs are short, and the deadline is far)."""
     return (self.slow or self.fast_runs < self.PROVEN_RUNS or
             remaining < self.MIN_UNTIMED_REMAINING_SECONDS)
 
