@@ -14,11 +14,35 @@ turns them back on (convolutional models may gain from them).
 """
 
 import os
+import signal
 import sys
 from typing import Sequence
 
 # Read once, when TensorFlow is first imported (by the server module below).
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+
+def _exit_during_startup(signum: int, frame) -> None:
+  """SIGTERM/SIGINT before the server serves: nothing to drain, exit 0 now.
+
+  Installed before anything slow (importing TensorFlow, loading the models),
+  so that a container's stop is not ignored until the models have loaded
+  (as PID 1 a process has no default signal action).
+  """
+  del frame
+  sys.stderr.write(f"Received {signal.Signals(signum).name} during start-up; "
+                   "exiting.\n")
+  sys.stderr.flush()
+  os._exit(0)  # pylint: disable=protected-access
+
+
+def _install_startup_signal_handlers() -> None:
+  for sig in (signal.SIGTERM, signal.SIGINT):
+    signal.signal(sig, _exit_during_startup)
+
+
+if __name__ == "__main__":
+  _install_startup_signal_handlers()
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import app
@@ -149,11 +173,21 @@ def main(argv: Sequence[str]) -> None:
   except server_lib.StartupError as e:
     print(f"Failed to start server. Error: {e}", flush=True)
     sys.exit(255)
+  # Serving: a signal now drains (Server.stop).
+  for sig in (signal.SIGTERM, signal.SIGINT):
+    signal.signal(sig, lambda signum, frame: server.request_stop())
   server.wait_for_termination()
+  # The gRPC port is still open, refusing every RPC: the exit closes it
+  # (see Server.stop). Nothing else is left to clean up.
+  logging.flush()
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os._exit(0)  # pylint: disable=protected-access
 
 
 def run() -> None:
   """Entry point: upstream-style flag parsing, then absl's app machinery."""
+  _install_startup_signal_handlers()
   app.run(main, argv=_parse_flags(sys.argv), flags_parser=lambda a: a)
 
 

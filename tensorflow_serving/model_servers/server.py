@@ -31,6 +31,7 @@ from tensorflow_serving.core import request_logger
 from tensorflow_serving.core import server_request_logger
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 from tensorflow_serving.model_servers import data_plane as data_plane_lib
+from tensorflow_serving.model_servers import grpc_drain
 from tensorflow_serving.model_servers import http_server
 from tensorflow_serving.model_servers import model_config_file
 from tensorflow_serving.model_servers import model_service_impl
@@ -315,6 +316,9 @@ class Server:
     self.rest_port: Optional[int] = None
     self._http_server: Optional[http_server.HttpRestServer] = None
     self._health: Optional[health.HealthServicer] = None
+    # Refuses new RPCs once stopping, and counts the ones being served.
+    self._grpc_drain = grpc_drain.GrpcDrain()
+    self._grpc_socket_path = ""
     # The platforms' adapters and the batch schedulers they own (stopped
     # once the models have unloaded).
     self._platform_adapters: Optional[
@@ -426,6 +430,7 @@ class Server:
         concurrent.futures.ThreadPoolExecutor(
             max_workers=max(1, options.grpc_max_threads),
             thread_name_prefix="grpc_worker"),
+        interceptors=[self._grpc_drain],
         options=channel_args)
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
         prediction_service_impl.PredictionServiceImpl(
@@ -451,6 +456,7 @@ class Server:
                 if len(socket_path) > 107 else "")
         raise StartupError(
             f"Failed to listen on gRPC UNIX socket {socket_path}{hint}")
+      self._grpc_socket_path = socket_path
     if options.enable_grpc_healthcheck_service:
       self._health = _add_health_service(server)
     server.start()
@@ -491,31 +497,61 @@ class Server:
           f"{e}") from e
     self._http_server = rest
 
+  def request_stop(self) -> None:
+    """Makes wait_for_termination() drain and return (signal-handler safe)."""
+    self._stopped.set()
+
   def wait_for_termination(self) -> None:
-    """Serves until SIGTERM/SIGINT, then drains in-flight requests and exits."""
-    for sig in (signal.SIGTERM, signal.SIGINT):
-      signal.signal(sig, lambda signum, frame: self._stopped.set())
+    """Serves until request_stop() (main.py calls it on SIGTERM/SIGINT), then
+    drains: refuses new requests, finishes the ones in flight, unloads the
+    models. The gRPC port stays open, refusing every RPC with UNAVAILABLE,
+    for the process to close at its exit (see stop(keep_grpc_port=True))."""
     while not self._stopped.wait(timeout=1.0):
       pass
     logging.info("Received shutdown signal; draining in-flight requests.")
-    self.stop()
+    self.stop(keep_grpc_port=True)
 
-  def stop(self) -> None:
-    """Stops taking requests, lets in-flight ones finish, unloads the models."""
+  def stop(self, keep_grpc_port: bool = False) -> None:
+    """Stops taking requests, lets in-flight ones finish, unloads the models.
+
+    Nothing in flight is lost: from the first moment every new RPC is
+    refused with UNAVAILABLE before any work is done for it
+    (grpc_drain.GrpcDrain), health checks say NOT_SERVING, and the RPCs
+    already admitted finish (within _SHUTDOWN_GRACE_SECONDS) before the
+    models unload.
+
+    Args:
+      keep_grpc_port: leave the gRPC server running (refusing every RPC) for
+        a process that exits right after: grpcio's own stop cancels the RPCs
+        that arrived but were not yet handed to a handler, whose clients then
+        see CANCELLED (grpc/grpc#41785), while the process's exit closes the
+        connections, which a client sees as UNAVAILABLE. False (tests, an
+        embedding program): stop it, freeing the port.
+    """
     self._stopped.set()
+    self._grpc_drain.start_draining()
     if self._health is not None:
       self._health.enter_graceful_shutdown()  # Health checks: NOT_SERVING.
-    grpc_stopped = None
-    if self._grpc_server is not None:
-      # Refuses new RPCs at once; in-flight ones get the grace period, which
-      # runs while REST drains below.
-      grpc_stopped = self._grpc_server.stop(grace=_SHUTDOWN_GRACE_SECONDS)
-      self._grpc_server = None
     if self._http_server is not None:
       self._http_server.stop()
       self._http_server = None
-    if grpc_stopped is not None:
-      grpc_stopped.wait()
+    if self._grpc_server is not None:
+      if not self._grpc_drain.wait_for_in_flight(_SHUTDOWN_GRACE_SECONDS):
+        logging.warning("%d gRPC request(s) still running after %g s; "
+                        "stopping anyway.", self._grpc_drain.in_flight,
+                        _SHUTDOWN_GRACE_SECONDS)
+      if not keep_grpc_port:
+        self._grpc_server.stop(grace=_SHUTDOWN_GRACE_SECONDS).wait()
+        self._grpc_server = None
+      elif self._grpc_socket_path:
+        # New connections now fail at once; the process's exit closes the
+        # open ones. (A socket file left by a killed server is removed at
+        # start-up.)
+        try:
+          os.unlink(self._grpc_socket_path)
+        except OSError:
+          pass
+      self._grpc_socket_path = ""
     for stopper in self._background_stoppers:
       stopper()
     self._background_stoppers.clear()
