@@ -113,6 +113,9 @@ flags.DEFINE_string("version_ready_marker", _DEFAULTS.version_ready_marker, "If 
 flags.DEFINE_float("storage_timeout_seconds", _DEFAULTS.storage_timeout_seconds, "Connect and read timeout, in seconds, of each request to an object store (s3://, gs://); throttled, failed or broken requests are retried (S3: 3 attempts in all; GCS: until this time has passed).")
 flags.DEFINE_integer("storage_download_threads", _DEFAULTS.storage_download_threads, "Files of one version downloaded at once from an object store.")
 
+# --- Not in upstream: access control -----------------------------------------
+flags.DEFINE_string("restricted_api", _DEFAULTS.restricted_api, "GROUPS:KEY=VALUE[;GROUPS:KEY=VALUE...]: requests to the API groups GROUPS (a comma list of inference, metadata, model_management, metrics, health) must carry the header (gRPC metadata) KEY with the value VALUE, else they get PERMISSION_DENIED (REST: 403). Empty: every API is open.")
+
 # Flags that name features this server does not have (TPU, TFLite, XLA, GPU,
 # mixed precision, the TF profiler): accepted for compatibility, and a log
 # line says once that they are ignored when set to a non-default value.

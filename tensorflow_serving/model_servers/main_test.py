@@ -73,8 +73,9 @@ class MainTest(absltest.TestCase):
     listed = set(re.findall(r"--(?:\[no\])?(\w+):", result.stdout))
     expected = set(server_lib.Server.Options.flag_names()) | {"version"}
     # Upstream's 48, plus --model_cache_dir, --version_ready_marker,
-    # --storage_timeout_seconds and --storage_download_threads.
-    self.assertLen(expected, 48 + 4)
+    # --storage_timeout_seconds, --storage_download_threads and
+    # --restricted_api.
+    self.assertLen(expected, 48 + 5)
     self.assertEmpty(expected - listed)
 
   def test_flag_defaults_are_server_options(self):

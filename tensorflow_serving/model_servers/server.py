@@ -32,11 +32,13 @@ from tensorflow_serving.core import server_request_logger
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 from tensorflow_serving.model_servers import data_plane as data_plane_lib
 from tensorflow_serving.model_servers import grpc_drain
+from tensorflow_serving.model_servers import grpc_restricted_api
 from tensorflow_serving.model_servers import http_server
 from tensorflow_serving.model_servers import model_config_file
 from tensorflow_serving.model_servers import model_service_impl
 from tensorflow_serving.model_servers import platform_config_util
 from tensorflow_serving.model_servers import prediction_service_impl
+from tensorflow_serving.model_servers import restricted_api as restricted_api_lib
 from tensorflow_serving.model_servers import server_core as server_core_lib
 from tensorflow_serving.model_servers import ssl_util
 from tensorflow_serving.servables.tensorflow import batching_parameters_util
@@ -139,6 +141,8 @@ class ServerOptions:
   version_ready_marker: str = ""
   storage_timeout_seconds: float = 30.0
   storage_download_threads: int = 8
+  # Not in upstream: access control by API group (restricted_api.py).
+  restricted_api: str = ""
 
   @classmethod
   def flag_names(cls) -> list[str]:
@@ -160,6 +164,10 @@ def validate_options(options: ServerOptions) -> None:
     raise StartupError(
         "server_options.batching_parameters_file is set without setting "
         "server_options.enable_batching to true.")
+  try:
+    restricted_api_lib.RestrictedApi.parse(options.restricted_api)
+  except status.ServingError as e:
+    raise StartupError(e.message) from e
   if (options.tensorflow_session_parallelism > 0 and
       options.tensorflow_intra_op_parallelism > 0 and
       options.tensorflow_inter_op_parallelism > 0):
@@ -319,6 +327,8 @@ class Server:
     # Refuses new RPCs once stopping, and counts the ones being served.
     self._grpc_drain = grpc_drain.GrpcDrain()
     self._grpc_socket_path = ""
+    # --restricted_api, parsed (the gRPC interceptor's; REST's to use too).
+    self.restricted_api = restricted_api_lib.RestrictedApi({})
     # The platforms' adapters and the batch schedulers they own (stopped
     # once the models have unloaded).
     self._platform_adapters: Optional[
@@ -426,11 +436,17 @@ class Server:
         # A port already in use is a startup error, not a silent share.
         ("grpc.so_reuseport", 0),
     ) if key not in given]
+    # The drain first: while stopping, every RPC is refused the same way.
+    interceptors: list[grpc.ServerInterceptor] = [self._grpc_drain]
+    restricted = restricted_api_lib.RestrictedApi.parse(options.restricted_api)
+    self.restricted_api = restricted
+    if restricted.enabled:
+      interceptors.append(grpc_restricted_api.GrpcRestrictedApi(restricted))
     server = grpc.server(
         concurrent.futures.ThreadPoolExecutor(
             max_workers=max(1, options.grpc_max_threads),
             thread_name_prefix="grpc_worker"),
-        interceptors=[self._grpc_drain],
+        interceptors=interceptors,
         options=channel_args)
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
         prediction_service_impl.PredictionServiceImpl(
