@@ -52,7 +52,7 @@ def refusing_handler(handler: grpc.RpcMethodHandler, code: grpc.StatusCode,
     del request_or_iterator
     context.abort(code, message)
 
-  kind, _ = _behavior(handler)
+  kind, _ = behavior_of(handler)
   return kind(refuse)
 
 
@@ -142,7 +142,7 @@ class GrpcDrain(grpc.ServerInterceptor):
   def _counted(self, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
     """`handler`, with its behaviour admitted and counted."""
     admit = self._admit
-    kind, behavior = _behavior(handler)
+    kind, behavior = behavior_of(handler)
 
     def counted(request_or_iterator: Any, context: grpc.ServicerContext) -> Any:
       admit(context)
@@ -152,7 +152,7 @@ class GrpcDrain(grpc.ServerInterceptor):
                 response_serializer=handler.response_serializer)
 
 
-def _behavior(handler: grpc.RpcMethodHandler) -> tuple[Callable[..., Any],
+def behavior_of(handler: grpc.RpcMethodHandler) -> tuple[Callable[..., Any],
                                                       Callable[..., Any]]:
   """The handler's constructor (grpc.*_rpc_method_handler) and behaviour."""
   if handler.unary_unary is not None:

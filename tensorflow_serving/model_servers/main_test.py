@@ -73,9 +73,9 @@ class MainTest(absltest.TestCase):
     listed = set(re.findall(r"--(?:\[no\])?(\w+):", result.stdout))
     expected = set(server_lib.Server.Options.flag_names()) | {"version"}
     # Upstream's 48, plus --model_cache_dir, --version_ready_marker,
-    # --storage_timeout_seconds, --storage_download_threads and
-    # --restricted_api.
-    self.assertLen(expected, 48 + 5)
+    # --storage_timeout_seconds, --storage_download_threads,
+    # --restricted_api and --request_memory_budget_bytes.
+    self.assertLen(expected, 48 + 6)
     self.assertEmpty(expected - listed)
 
   def test_flag_defaults_are_server_options(self):

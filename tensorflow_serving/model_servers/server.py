@@ -32,6 +32,7 @@ from tensorflow_serving.core import server_request_logger
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 from tensorflow_serving.model_servers import data_plane as data_plane_lib
 from tensorflow_serving.model_servers import grpc_drain
+from tensorflow_serving.model_servers import grpc_memory_budget
 from tensorflow_serving.model_servers import grpc_restricted_api
 from tensorflow_serving.model_servers import http_server
 from tensorflow_serving.model_servers import model_config_file
@@ -49,6 +50,7 @@ from tensorflow_serving.servables.tensorflow import tfrecord_log_collector
 from tensorflow_serving.sources.storage_path import file_system_registry
 from tensorflow_serving.sources.storage_path import model_cache as model_cache_lib
 from tensorflow_serving.sources.storage_path import version_readiness
+from tensorflow_serving.util import memory_budget as memory_budget_lib
 from tensorflow_serving.util import proto_util
 from tensorflow_serving.util import status
 
@@ -143,6 +145,9 @@ class ServerOptions:
   storage_download_threads: int = 8
   # Not in upstream: access control by API group (restricted_api.py).
   restricted_api: str = ""
+  # Not in upstream: the bytes all requests may be decoding at once
+  # (util/memory_budget.py); 0: no bound.
+  request_memory_budget_bytes: int = 1 << 30
 
   @classmethod
   def flag_names(cls) -> list[str]:
@@ -168,6 +173,9 @@ def validate_options(options: ServerOptions) -> None:
     restricted_api_lib.RestrictedApi.parse(options.restricted_api)
   except status.ServingError as e:
     raise StartupError(e.message) from e
+  if options.request_memory_budget_bytes < 0:
+    raise StartupError("--request_memory_budget_bytes cannot be negative: "
+                       f"{options.request_memory_budget_bytes}")
   if (options.tensorflow_session_parallelism > 0 and
       options.tensorflow_intra_op_parallelism > 0 and
       options.tensorflow_inter_op_parallelism > 0):
@@ -329,6 +337,8 @@ class Server:
     self._grpc_socket_path = ""
     # --restricted_api, parsed (the gRPC interceptor's; REST's to use too).
     self.restricted_api = restricted_api_lib.RestrictedApi({})
+    # --request_memory_budget_bytes, shared by gRPC and REST; None: no bound.
+    self.memory_budget: Optional[memory_budget_lib.MemoryBudget] = None
     # The platforms' adapters and the batch schedulers they own (stopped
     # once the models have unloaded).
     self._platform_adapters: Optional[
@@ -442,6 +452,11 @@ class Server:
     self.restricted_api = restricted
     if restricted.enabled:
       interceptors.append(grpc_restricted_api.GrpcRestrictedApi(restricted))
+    if options.request_memory_budget_bytes:
+      self.memory_budget = memory_budget_lib.MemoryBudget(
+          options.request_memory_budget_bytes)
+      interceptors.append(
+          grpc_memory_budget.GrpcMemoryBudget(self.memory_budget))
     server = grpc.server(
         concurrent.futures.ThreadPoolExecutor(
             max_workers=max(1, options.grpc_max_threads),
