@@ -25,11 +25,13 @@ with a deadline is a "timed" run (a TF_SessionRun with per-call RunOptions:
 timeout_in_ms, the session's inter-op pool), which costs the pool hand-off
 (about 15-20 us of CPU, docs/performance.md). To keep that off the common
 path, each prepared callable learns how long its runs take (_RunPath): once
-16 of its runs took under 1 ms each and none took 20 ms or more, a call
-whose deadline is at least 100 ms away runs in the calling thread, untimed,
-as before (such a run cannot outlive that deadline); every other call with
-a deadline is timed. One run of 20 ms or more makes every later call with a
-deadline on that callable timed, for good. What this does not bound: on a
+16 of its runs took under 1 ms each and no untimed run used 20 ms of CPU
+or more, a call whose deadline is at least 100 ms away runs in the calling
+thread, untimed, as before (such a run cannot outlive that deadline); every
+other call with a deadline is timed. One untimed run of 20 ms or more makes
+every later call with a deadline on that callable timed, for good (measured
+in the calling thread's CPU time, which waits for the interpreter lock or a
+core on a busy machine do not inflate; see _RunPath). What this does not bound: on a
 callable proven fast, the first run that turns out slow (a model whose cost
 depends on its input) is not cut off; the ones after it are. With an
 inter-op pool configured (runs_in_caller_thread() false) every call with a
@@ -164,23 +166,24 @@ Batcher = Callable[[batching_session.BundleRunFn],
 class _RunPath:
   """Decides, per call with a deadline, between an untimed and a timed run.
 
-  See the module doc ("Deadlines"). Fed with every run's wall time, from
-  any thread; the counters are updated without a lock (a lost update only
+  See the module doc ("Deadlines"). Fed with every run's duration, from any
+  thread; the counters are updated without a lock (a lost update only
   delays or hastens the switch by a run).
 
-  Wall time, because that is what a deadline measures; it also counts the
-  time a request thread waits for the interpreter lock after the run (up
-  to sys.getswitchinterval(), 5 ms, per waiting thread on a loaded
-  server), so "fast" and "slow" are far apart: a run between them is
-  neither evidence.
+  An untimed run is measured in the CPU time of the calling thread, which
+  runs its ops (and takes its share of an op split over the intra-op pool,
+  so that it keeps pace with the run's wall time): unlike wall time, it does
+  not grow while the thread waits for the interpreter lock or for a core on
+  a loaded machine, so a busy server does not mistake a fast model for a
+  slow one. A timed run's ops run on the pool, so it is measured in wall
+  time, and only ever counts as fast (it is bounded anyway).
   """
 
   # A run shorter than this counts as fast; at 1 ms the timed run's
-  # hand-off (about 20 us) would cost under 2% of a run.
+  # hand-off (15-40 us) would cost a few percent of a run.
   FAST_RUN_SECONDS = 0.001
-  # A run this long or longer makes the callable's calls with a deadline
-  # timed for good: well above what waiting for the interpreter lock adds,
-  # well below MIN_UNTIMED_REMAINING_SECONDS.
+  # An untimed run using this much CPU or more makes the callable's calls
+  # with a deadline timed for good (well below the margin below).
   SLOW_RUN_SECONDS = 0.02
   # Fast runs (in all) before calls with a deadline may run untimed.
   PROVEN_RUNS = 16
@@ -194,12 +197,17 @@ class _RunPath:
     self.fast_runs = 0
     self.slow = False
 
-  def record(self, seconds: float) -> None:
-    """Notes how long one run of the callable took (wall time)."""
+  def untimed_run(self, cpu_seconds: float) -> None:
+    """Notes the CPU time one untimed run took on its thread."""
+    if cpu_seconds < self.FAST_RUN_SECONDS:
+      self.fast_runs += 1
+    elif cpu_seconds >= self.SLOW_RUN_SECONDS:
+      self.slow = True
+
+  def timed_run(self, seconds: float) -> None:
+    """Notes the wall time one timed run took."""
     if seconds < self.FAST_RUN_SECONDS:
       self.fast_runs += 1
-    elif seconds >= self.SLOW_RUN_SECONDS:
-      self.slow = True
 
   def timed(self, remaining: float) -> bool:
     """True: run with a timeout; False: run in the calling thread, untimed
@@ -239,12 +247,12 @@ class _Runner:
       self.gather = [position[n] for n in fetch_names]
 
   def run(self, feeds: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """Runs untimed, noting how long the run took."""
-    start = time.monotonic()
+    """Runs untimed, noting the CPU time the run took."""
+    start = time.thread_time_ns()
     try:
       return self.call(*feeds)
     finally:
-      self.path.record(time.monotonic() - start)
+      self.path.untimed_run((time.thread_time_ns() - start) * 1e-9)
 
   def run_before(self, feeds: Sequence[np.ndarray], deadline: float,
                  untimed_allowed: bool) -> list[np.ndarray]:
@@ -268,7 +276,7 @@ class _Runner:
       # The first timed run also builds TensorFlow's executors for it: its
       # time says nothing about the model.
       if not first:
-        self.path.record(time.monotonic() - start)
+        self.path.timed_run(time.monotonic() - start)
 
   def _call_timed(self, feeds: Sequence[np.ndarray],
                   timeout_ms: int) -> list[np.ndarray]:

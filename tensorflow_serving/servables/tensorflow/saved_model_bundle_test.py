@@ -175,23 +175,26 @@ class RunPathTest(absltest.TestCase):
   def test_timed_until_proven_fast(self):
     path = saved_model_bundle._RunPath()  # pylint: disable=protected-access
     for _ in range(path.PROVEN_RUNS - 1):
-      path.record(0.0001)
-      # Runs between fast and slow (a wait for the interpreter lock) are no
-      # evidence either way.
-      path.record(path.FAST_RUN_SECONDS)
+      path.timed_run(0.0001)
+      # Runs between fast and slow are no evidence either way, and a slow
+      # timed run (it may have waited for a core) demotes nothing.
+      path.timed_run(path.FAST_RUN_SECONDS)
+      path.timed_run(10 * path.SLOW_RUN_SECONDS)
+      path.untimed_run(path.FAST_RUN_SECONDS)
       self.assertTrue(path.timed(10.0))
-    path.record(0.0001)
+    path.untimed_run(0.0001)
     self.assertFalse(path.timed(10.0))
     # A deadline closer than the margin is timed all the same.
     self.assertTrue(path.timed(path.MIN_UNTIMED_REMAINING_SECONDS / 2))
 
-  def test_one_slow_run_makes_it_timed_for_good(self):
+  def test_one_slow_untimed_run_makes_it_timed_for_good(self):
     path = saved_model_bundle._RunPath()  # pylint: disable=protected-access
     for _ in range(path.PROVEN_RUNS):
-      path.record(0.0001)
-    path.record(path.SLOW_RUN_SECONDS)
+      path.timed_run(0.0001)
+    path.untimed_run(path.SLOW_RUN_SECONDS)
     for _ in range(10 * path.PROVEN_RUNS):
-      path.record(0.0001)
+      path.timed_run(0.0001)
+      path.untimed_run(0.0001)
     self.assertTrue(path.timed(1000.0))
 
 
