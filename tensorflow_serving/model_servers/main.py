@@ -41,7 +41,12 @@ def _install_startup_signal_handlers() -> None:
     signal.signal(sig, _exit_during_startup)
 
 
-if __name__ == "__main__":
+# Run as the program (python main.py, or the pip package's
+# tensorflow_model_server script, whose import of this module imports
+# TensorFlow before run() is called): catch the signals from here on.
+if (__name__ == "__main__" or
+    os.path.basename(sys.argv[0] if sys.argv else "") ==
+    "tensorflow_model_server"):
   _install_startup_signal_handlers()
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
