@@ -54,6 +54,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from tensorflow_serving.model_servers import log_format as log_format_lib
 from tensorflow_serving.model_servers import server as server_lib
 from tensorflow_serving.model_servers import version as version_lib
 # pylint: enable=g-import-not-at-top,wrong-import-position
@@ -124,6 +125,9 @@ flags.DEFINE_string("restricted_api", _DEFAULTS.restricted_api, "GROUPS:KEY=VALU
 # --- Not in upstream: memory bounds --------------------------------------------
 flags.DEFINE_integer("request_memory_budget_bytes", _DEFAULTS.request_memory_budget_bytes, "The bytes all requests together may be decoding at once (gRPC messages and what is decoded from them, REST bodies once inflated and parsed). A large request that finds the budget full waits briefly, then gets RESOURCE_EXHAUSTED before anything is allocated for it. Requests under 1 MiB are not counted. 0: no bound.")
 
+# --- Not in upstream: logs as JSON lines ------------------------------------
+flags.DEFINE_enum("log_format", _DEFAULTS.log_format, log_format_lib.FORMATS, "How log records are written to stderr: 'text' (absl's format, as upstream) or 'json' (one JSON object per line: time, level, logger, message, file:line, thread, and the traceback if any). TensorFlow's C++ start-up lines are printed before this applies and stay text.")
+
 # Flags that name features this server does not have (TPU, TFLite, XLA, GPU,
 # mixed precision, the TF profiler): accepted for compatibility, and a log
 # line says once that they are ignored when set to a non-default value.
@@ -170,6 +174,7 @@ def _options_from_flags() -> server_lib.Server.Options:
 
 def main(argv: Sequence[str]) -> None:
   del argv  # Flags are parsed already.
+  log_format_lib.configure(FLAGS.log_format)
   if FLAGS.version:
     print(version_lib.version_text())
     sys.exit(0)

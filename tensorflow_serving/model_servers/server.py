@@ -148,6 +148,9 @@ class ServerOptions:
   # Not in upstream: the bytes all requests may be decoding at once
   # (util/memory_budget.py); 0: no bound.
   request_memory_budget_bytes: int = 1 << 30
+  # Not in upstream: log records as JSON lines (applied by main.py, for the
+  # whole process; docs/serving_config.md).
+  log_format: str = "text"
 
   @classmethod
   def flag_names(cls) -> list[str]:

@@ -53,6 +53,7 @@ from tensorflow_serving.core import manager as manager_lib
 from tensorflow_serving.core import servable_handle
 from tensorflow_serving.core import servable_id as servable_id_lib
 from tensorflow_serving.core import servable_state
+from tensorflow_serving.core import servable_state_metrics
 from tensorflow_serving.core import servable_state_monitor
 from tensorflow_serving.core import server_request_logger as request_logger_lib
 from tensorflow_serving.core import source_adapter
@@ -272,6 +273,9 @@ class ServerCore:
     self._bus = event_bus.EventBus(event_bus.EventBus.Options(
         clock=options.clock))
     self._monitor = servable_state_monitor.ServableStateMonitor(self._bus)
+    # Not in upstream: each version's state and load time as metrics.
+    self._state_metrics = servable_state_metrics.ServableStateMetrics(
+        self._bus)
     self._manager = aspired_versions_manager.AspiredVersionsManager(
         aspired_versions_manager.AspiredVersionsManager.Options(
             manage_state_interval_micros=options.manage_state_interval_micros,
@@ -289,6 +293,8 @@ class ServerCore:
     # One reload at a time; guards the pipeline fields below.
     self._config_mu = threading.Lock()
     self._config = ModelServerConfig()  # guarded by self._config_mu
+    # The names in self._config, in its order; replaced whole, read lock-free.
+    self._model_names: tuple[str, ...] = ()
     self._source: fs_source.FileSystemStoragePathSource | None = None
     self._router: dynamic_source_router.DynamicSourceRouter | None = None
     self._adapters: list[source_adapter.SourceAdapter] = []
@@ -332,6 +338,11 @@ class ServerCore:
       copy = ModelServerConfig()
       copy.CopyFrom(self._config)
       return copy
+
+  def configured_model_names(self) -> tuple[str, ...]:
+    """The models of the config in force, in its order (without a lock:
+    the tuple is replaced whole when a config is applied)."""
+    return self._model_names
 
   def list_available_servable_ids(self) -> list[servable_id_lib.ServableId]:
     return self._manager.list_available_servable_ids()
@@ -561,7 +572,7 @@ class ServerCore:
             poll_wait_seconds=opts.file_system_poll_wait_seconds,
             version_readiness=opts.version_readiness))
     self._adapters, self._router, self._source = adapters, router, source
-    self._config = config
+    self._set_config(config)
     # Wire from the manager backwards, so nothing has to be buffered; the
     # source starts polling when connected.
     self._manager.set_num_load_threads(opts.num_initial_load_threads)
@@ -597,11 +608,16 @@ class ServerCore:
         self._router.update_routes(old_routes)
         raise
       self._router.update_routes(routes)
-      self._config = config
+      self._set_config(config)
       self._install_labels(labels)
       wait_until_models_available(new_models, fresh_monitor, self._stop_event)
     finally:
       fresh_monitor.close()
+
+  def _set_config(self, config: ModelServerConfig) -> None:
+    """Makes `config` the one in force (self._config_mu held)."""
+    self._config = config
+    self._model_names = tuple(m.name for m in config.model_config_list.config)
 
   def _model_cache(self) -> model_cache_lib.ModelCache:
     if self._options.model_cache is not None:
@@ -628,5 +644,6 @@ class ServerCore:
     if self._own_model_cache is not None:
       self._own_model_cache.close()
     self._monitor.close()
+    self._state_metrics.close()
     if self._options.server_request_logger is not None:
       self._options.server_request_logger.close()

@@ -143,7 +143,8 @@ def _output_aliases(signature: _Signature,
 
 def _run(bundle: saved_model_bundle.SavedModelBundle, signature: _Signature,
          feeds: list[np.ndarray], aliases: tuple[str, ...],
-         model_name: str, deadline: Optional[float]) -> list[np.ndarray]:
+         model_name: str, version: Optional[int],
+         deadline: Optional[float]) -> list[np.ndarray]:
   if signature.unsupported:
     raise status.unimplemented(
         f"Signature {signature.name} cannot be run: {signature.unsupported}")
@@ -153,7 +154,7 @@ def _run(bundle: saved_model_bundle.SavedModelBundle, signature: _Signature,
     fetch_names = tuple(signature.output_names[a] for a in aliases)
   return util.run_and_record(bundle, model_name, "Predict",
                              signature.feed_names, feeds, fetch_names,
-                             deadline)
+                             version, signature.name, deadline=deadline)
 
 
 def run_predict(
@@ -190,7 +191,7 @@ def run_predict(
   feeds = _collect_feeds(signature, request.inputs, _proto_to_array(signature))
   aliases = _output_aliases(signature, request.output_filter)
   outputs = _run(bundle, signature, feeds, aliases, request.model_spec.name,
-                 deadline)
+                 servable_version, deadline)
 
   response = predict_pb2.PredictResponse()
   util.make_model_spec(response.model_spec, request.model_spec.name,

@@ -74,7 +74,10 @@ class PredictTest(parameterized.TestCase):
     self.assertEqual(y.tensor_content, b"")
 
   def test_runtime_latency_recorded(self):
-    cell = metrics.RUNTIME_LATENCY.get_cell("half", "Predict", "TF1")
+    # Labelled with the version and the signature that ran (not in
+    # upstream).
+    cell = metrics.RUNTIME_LATENCY.get_cell("half", "Predict", "TF1", "7",
+                                            "serving_default")
     before = cell.snapshot()[2]
     self._predict("tf1", _request(x=np.array([[1.0]], np.float32)))
     self.assertEqual(cell.snapshot()[2], before + 1)

@@ -104,16 +104,19 @@ def make_model_spec(out: model_pb2.ModelSpec, name: str,
 
 def run_and_record(bundle, model_name: str, api: str,
                    feed_names: tuple[str, ...], feeds: Sequence[np.ndarray],
-                   fetch_names: tuple[str, ...],
+                   fetch_names: tuple[str, ...], version: Optional[int] = None,
+                   signature_name: str = "",
                    deadline: Optional[float] = None) -> list[np.ndarray]:
-  """bundle.run(), with its wall time added to runtime_latency{model, api}.
+  """bundle.run(), with its wall time added to runtime_latency{model_name,
+  API, runtime, version, signature} (version "" when unknown).
 
   `deadline` (time.monotonic() seconds, or None) bounds the run.
   """
   start = time.perf_counter()
   outputs = bundle.run(feed_names, feeds, fetch_names, deadline)
-  metrics.record_runtime_latency(model_name, api,
-                                 (time.perf_counter() - start) * 1e6)
+  metrics.record_runtime_latency(
+      model_name, api, (time.perf_counter() - start) * 1e6,
+      "" if version is None else str(version), signature_name)
   return outputs
 
 
@@ -199,7 +202,8 @@ class ExampleApi:
                     model_spec.signature_name, servable_version)
     examples = input_to_serialized_examples(request.input)
     outputs = run_and_record(bundle, model_spec.name, self.api, (input_name,),
-                             [examples], tuple(output_names), deadline)
+                             [examples], tuple(output_names), servable_version,
+                             signature_name_of(model_spec), deadline=deadline)
     self.post_process(signature, len(examples), output_names, outputs,
                       response.result)
     return response
