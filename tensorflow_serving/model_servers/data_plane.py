@@ -16,7 +16,7 @@ answer; every rule that is not about a wire format is written here, once:
   * the deadline: a call whose RequestContext.deadline has passed before it
     starts, or by the time it ends, is DEADLINE_EXCEEDED (the client has
     given up; nothing is logged). The deadline is also handed to the
-    servable, where a later change makes it bound the TensorFlow run;
+    servable, which bounds the TensorFlow run by it;
   * request logging: a successful Predict, Classify, Regress or
     MultiInference is offered to the core's request loggers;
   * metrics: each call is counted in :tensorflow:serving:request_count
@@ -413,6 +413,11 @@ class DataPlane:
     if isinstance(e, status.ServingError):
       logging.vlog(1, "%s request for %s failed: %s", context.api or "A",
                    model_name, e.message)
+      if (e.code == status.Code.DEADLINE_EXCEEDED and
+          context.deadline is not None):
+        # The model run was cut off by the deadline (TensorFlow says "Timed
+        # out waiting for notification"): say which deadline.
+        return context.deadline_exceeded()
       return e
     # A bug must fail one request, not the server, and read the same on
     # every transport.

@@ -75,8 +75,9 @@ class MainTest(absltest.TestCase):
     listed = set(re.findall(r"--(?:\[no\])?(\w+):", result.stdout))
     expected = set(server_lib.Server.Options.flag_names()) | {"version"}
     # Upstream's 48, plus --model_cache_dir, --version_ready_marker,
-    # --storage_timeout_seconds, --storage_download_threads and --log_format.
-    self.assertLen(expected, 48 + 5)
+    # --storage_timeout_seconds, --storage_download_threads, --restricted_api,
+    # --request_memory_budget_bytes and --log_format.
+    self.assertLen(expected, 48 + 7)
     self.assertEmpty(expected - listed)
 
   def test_flag_defaults_are_server_options(self):

@@ -157,7 +157,8 @@ def _output_aliases(signature: _Signature,
 
 def _run(bundle: saved_model_bundle.SavedModelBundle, signature: _Signature,
          feeds: list[np.ndarray], aliases: tuple[str, ...],
-         model_name: str, version: Optional[int]) -> list[np.ndarray]:
+         model_name: str, version: Optional[int],
+         deadline: Optional[float]) -> list[np.ndarray]:
   if signature.unsupported:
     raise status.unimplemented(
         f"Signature {signature.name} cannot be run: {signature.unsupported}")
@@ -167,7 +168,7 @@ def _run(bundle: saved_model_bundle.SavedModelBundle, signature: _Signature,
     fetch_names = tuple(signature.output_names[a] for a in aliases)
   return util.run_and_record(bundle, model_name, "Predict",
                              signature.feed_names, feeds, fetch_names,
-                             version, signature.name)
+                             version, signature.name, deadline=deadline)
 
 
 def run_predict(
@@ -178,6 +179,7 @@ def run_predict(
     method_name_check: bool = False,
     tensor_content: bool = False,
     inputs: Optional[Mapping[str, np.ndarray]] = None,
+    deadline: Optional[float] = None,
 ) -> predict_pb2.PredictResponse:
   """Runs a PredictRequest.
 
@@ -193,6 +195,8 @@ def run_predict(
       of request.inputs (the V2 protocol's tensors arrive as raw bytes, and
       a TensorProto round trip would copy them twice more). The same checks
       apply, in the same order.
+    deadline: the request's deadline (time.monotonic() seconds), which
+      bounds the model run; None: none.
 
   Returns:
     The response, with model_spec {name, version, signature_name}.
@@ -210,7 +214,7 @@ def run_predict(
     feeds = _collect_feeds(signature, inputs, _array_input(signature))
   aliases = _output_aliases(signature, request.output_filter)
   outputs = _run(bundle, signature, feeds, aliases, request.model_spec.name,
-                 servable_version)
+                 servable_version, deadline)
 
   response = predict_pb2.PredictResponse()
   util.make_model_spec(response.model_spec, request.model_spec.name,

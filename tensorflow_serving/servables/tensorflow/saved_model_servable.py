@@ -88,8 +88,8 @@ class SavedModelServable(servable.Servable):
         signature_name or util.DEFAULT_SERVING_SIGNATURE_DEF_KEY)
     return None if signature is None else signature.signature_def.outputs
 
-  # `deadline` is accepted and not yet used: the TensorFlow run is not
-  # bounded by it (see servable.py).
+  # `deadline` bounds the TensorFlow run (SavedModelBundle.run: when it
+  # passes, the run is cancelled and the call is DEADLINE_EXCEEDED).
 
   def predict(
       self,
@@ -102,7 +102,7 @@ class SavedModelServable(servable.Servable):
     return predict_util.run_predict(
         self._bundle, request, self._id.version,
         method_name_check=self._check, tensor_content=tensor_content,
-        inputs=inputs)
+        deadline=deadline, inputs=inputs)
 
   def classify(
       self,
@@ -111,7 +111,8 @@ class SavedModelServable(servable.Servable):
       deadline: Optional[float] = None
   ) -> classification_pb2.ClassificationResponse:
     return classifier.run_classify(
-        self._bundle, request, self._id.version, method_name_check=self._check)
+        self._bundle, request, self._id.version, method_name_check=self._check,
+        deadline=deadline)
 
   def regress(
       self,
@@ -119,7 +120,8 @@ class SavedModelServable(servable.Servable):
       *,
       deadline: Optional[float] = None) -> regression_pb2.RegressionResponse:
     return regressor.run_regress(
-        self._bundle, request, self._id.version, method_name_check=self._check)
+        self._bundle, request, self._id.version, method_name_check=self._check,
+        deadline=deadline)
 
   def multi_inference(
       self,
@@ -128,7 +130,8 @@ class SavedModelServable(servable.Servable):
       deadline: Optional[float] = None
   ) -> inference_pb2.MultiInferenceResponse:
     return multi_inference.run_multi_inference(
-        self._bundle, request, self._id.version, method_name_check=self._check)
+        self._bundle, request, self._id.version, method_name_check=self._check,
+        deadline=deadline)
 
   def get_model_metadata(
       self, request: get_model_metadata_pb2.GetModelMetadataRequest

@@ -14,7 +14,8 @@ The contract (as upstream's servables/tensorflow/servable.h):
   * `deadline` is the request's absolute deadline in time.monotonic()
     seconds, or None for none. The data plane refuses a request whose
     deadline has passed before the call; bounding the model run itself is
-    the servable's business (SavedModelServable does not yet).
+    the servable's business (SavedModelServable gives it to the TensorFlow
+    run, which is cancelled when it passes: saved_model_bundle).
   * Failures are raised as ServingError with upstream's codes and texts.
 """
 
