@@ -58,6 +58,19 @@ def _request(inputs: dict, outputs=(), parameters=None, request_id=""):
   return lambda servable: request
 
 
+def _request_count(*labels: str) -> int:
+  """request_count summed over the labels after `labels` (version, ...)."""
+  return sum(cell.value() for names, cell in metrics.REQUEST_COUNT.cells()
+             if names[:len(labels)] == labels)
+
+
+def _latency_count(*labels: str) -> int:
+  """How many latencies request_latency holds under labels starting so."""
+  return sum(cell.snapshot()[2]
+             for names, cell in metrics.REQUEST_LATENCY.cells()
+             if names[:len(labels)] == labels)
+
+
 class V2InferenceImplTest(absltest.TestCase):
 
   @classmethod
@@ -218,19 +231,17 @@ class V2InferenceImplTest(absltest.TestCase):
                       "table", {"x": np.ones((1, 1), np.float32)})
 
   def test_decoder_errors_are_counted_as_the_call(self):
-    cell = metrics.REQUEST_COUNT.get_cell("half", "INVALID_ARGUMENT")
-    before = cell.value()
+    before = _request_count("half", "INVALID_ARGUMENT")
 
     def decode(unused_servable):
       raise status.invalid_argument("bad wire format")
 
     self.assert_error(Code.INVALID_ARGUMENT, "bad wire format",
                       self.impl.infer, "half", "", decode, self.context())
-    self.assertEqual(cell.value(), before + 1)
-    latency = metrics.REQUEST_LATENCY.get_cell("half", "ModelInfer", "TEST")
-    count = latency.snapshot()[2]
+    self.assertEqual(_request_count("half", "INVALID_ARGUMENT"), before + 1)
+    count = _latency_count("half", "ModelInfer", "TEST")
     self.infer("half", {"x": np.ones((1, 1), np.float32)})
-    self.assertEqual(latency.snapshot()[2], count + 1)
+    self.assertEqual(_latency_count("half", "ModelInfer", "TEST"), count + 1)
 
   # ------------------------------------------------- metadata, readiness
 
