@@ -140,9 +140,10 @@ _OUR_PACKAGE = "tensorflow_serving"
 
 
 def _is_codec(module_or_path: str) -> bool:
-  """Tensor/JSON codec modules: util/*codec*.py and util/json_tensor.py."""
+  """Tensor/JSON codec modules: util/*codec*.py and util/json_tensor*.py
+  (json_tensor.py and its tests)."""
   stem = re.split(r"[./]", module_or_path.removesuffix(".py"))[-1]
-  return "codec" in stem or stem == "json_tensor"
+  return "codec" in stem or stem.startswith("json_tensor")
 
 
 def _is_test_code(parts: Tuple[str, ...]) -> bool:

@@ -16,14 +16,17 @@ answer; every rule that is not about a wire format is written here, once:
   * the deadline: a call whose RequestContext.deadline has passed before it
     starts, or by the time it ends, is DEADLINE_EXCEEDED (the client has
     given up; nothing is logged). The deadline is also handed to the
-    servable, where a later change makes it bound the TensorFlow run;
+    servable, which bounds the TensorFlow run by it;
   * request logging: a successful Predict, Classify, Regress or
     MultiInference is offered to the core's request loggers;
   * metrics: each call is counted in :tensorflow:serving:request_count
-    {model_name, status} and, when it succeeds, timed from the request's
-    arrival in request_latency {model_name, API, entrypoint}, as the context
-    says (count_refused() does the same for requests an edge refused before
-    they got here);
+    {model_name, status, API, entrypoint, version, signature} and, when it
+    succeeds, timed from the request's arrival in request_latency
+    {model_name, API, entrypoint, version, signature}; API and entrypoint
+    come from the context, the rest is chosen here, from what the server
+    has, never from the client's text as such (see "How the metrics'
+    labels are chosen" below; count_refused() does the same for requests
+    an edge refused before they got here);
   * errors: everything a call raises leaves as a ServingError; a foreign
     exception (a bug) is logged with its traceback and converted by
     status.from_exception, so it has the same code (status.CATCH_ALL_CODE)
@@ -36,10 +39,11 @@ state of its own.
 
 import dataclasses
 import time
-from typing import Any, Callable, Optional, Protocol, TypeVar
+from typing import Any, Callable, Mapping, Optional, Protocol, TypeVar
 
 from absl import logging
 from google.protobuf import message as message_lib
+import numpy as np
 
 from tensorflow_serving.apis import classification_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2
@@ -53,8 +57,10 @@ from tensorflow_serving.core import servable_state_monitor as monitor_lib
 from tensorflow_serving.model_servers import get_model_status_impl
 from tensorflow_serving.servables.tensorflow import get_model_metadata_impl
 from tensorflow_serving.servables.tensorflow import servable as servable_lib
+from tensorflow_serving.servables.tensorflow import util as tf_util
 from tensorflow_serving.util import metrics
 from tensorflow_serving.util import status
+from tensorflow_serving.util import tensor_codec
 
 T = TypeVar("T")
 S = TypeVar("S")
@@ -73,9 +79,17 @@ class ServingCore(Protocol):
   def servable_state_monitor(self) -> monitor_lib.ServableStateMonitor:
     """Every version's lifecycle state (GetModelStatus)."""
 
-  def log_request(self, request: message_lib.Message,
+  def log_request(self, request: message_lib.Message
+                  | Callable[[], message_lib.Message],
                   response: message_lib.Message) -> None:
-    """Offers a served request to its model's request loggers; never raises."""
+    """Offers a served request to its model's request loggers; never raises.
+
+    `request` may be a function that builds it: it is called only when the
+    model has request loggers.
+    """
+
+  def configured_model_names(self) -> tuple[str, ...]:
+    """The models of the config in force, in its order; cheap (no copy)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -120,6 +134,38 @@ class RequestContext:
         f"Deadline exceeded: the request took longer than {limit_ms} ms")
 
 
+# How the metrics' labels are chosen. Their values come from the server's
+# own configuration, never from a client's text as such, so that a client
+# cannot create series at will (each new value is a series, kept forever):
+#   model_name: the name as requested once a version answered, or when the
+#     config in force has that model; "" when the call names no model (GET
+#     /v1/models); metrics.UNKNOWN otherwise (a name the server lacks).
+#   version: the version that answered; metrics.NOT_APPLICABLE ("") for a
+#     call no version answers (model status, the model list);
+#     metrics.UNKNOWN when the call failed before a version was resolved
+#     (an unknown model, version or label; a refused request).
+#   signature: the signature that ran ("serving_default" when the request
+#     names none) if the version that answered has it; NOT_APPLICABLE for a
+#     call that runs none (status, metadata, the list, MultiInference,
+#     run() without one); UNKNOWN otherwise.
+# API and entrypoint are the RequestContext's.
+
+# _serve's `signature` when the request's ModelSpec names it (read once the
+# call is done: REST fills it while decoding).
+_FROM_MODEL_SPEC = object()
+
+
+def signature_label(servable: Any, signature_name: str) -> str:
+  """The signature label of a request for `signature_name` on `servable`."""
+  name = signature_name or tf_util.DEFAULT_SERVING_SIGNATURE_DEF_KEY
+  # getattr rather than isinstance(Servable): an ABC check costs more than
+  # the whole lookup on the hot path.
+  get_inputs = getattr(servable, "get_signature_inputs", None)
+  if get_inputs is not None and get_inputs(name) is not None:
+    return name
+  return metrics.UNKNOWN
+
+
 class DataPlane:
   """The serving APIs over a ServingCore, for every front end.
 
@@ -128,6 +174,10 @@ class DataPlane:
 
   def __init__(self, core: ServingCore) -> None:
     self._core = core
+    # (configured_model_names(), the same as a set), for the model_name
+    # label of calls that fail before a version answers; replaced whole
+    # when the core's tuple changes.
+    self._names: tuple[tuple[str, ...], frozenset[str]] = ((), frozenset())
 
   # ------------------------------------------------------------ the APIs
 
@@ -137,7 +187,8 @@ class DataPlane:
       context: RequestContext,
       *,
       tensor_content: bool = False,
-      decode: Optional[Callable[[Servable], None]] = None
+      decode: Optional[Callable[[Servable],
+                                Optional[Mapping[str, np.ndarray]]]] = None
   ) -> predict_pb2.PredictResponse:
     """Runs a Predict request.
 
@@ -149,16 +200,32 @@ class DataPlane:
       decode: fills `request` from the wire format inside the handle, with
         the servable that will run it (REST JSON is typed by the
         signature's inputs: Servable.get_signature_inputs); its errors are
-        the call's errors.
+        the call's errors. It may instead return the inputs as arrays (alias
+        -> array; the V2 protocol's raw tensors), which then run without a
+        TensorProto round trip; request.inputs is filled from them only if
+        the request is logged.
     """
+    arrays: list[Mapping[str, np.ndarray]] = []
 
     def call(servable: Servable) -> predict_pb2.PredictResponse:
-      if decode is not None:
-        decode(servable)
+      inputs = decode(servable) if decode is not None else None
+      if inputs is None:
+        return servable.predict(request, tensor_content=tensor_content,
+                                deadline=context.deadline)
+      arrays.append(inputs)
       return servable.predict(request, tensor_content=tensor_content,
-                              deadline=context.deadline)
+                              deadline=context.deadline, inputs=inputs)
 
-    return self._serve(request.model_spec, context, Servable, call, request)
+    def logged_request() -> predict_pb2.PredictRequest:
+      if arrays:
+        for alias, value in arrays[0].items():
+          tensor_codec.ndarray_to_tensor_proto(value, request.inputs[alias])
+      return request
+
+    response = self._serve(request.model_spec, context, Servable, call, None,
+                           _FROM_MODEL_SPEC)
+    self._core.log_request(logged_request if arrays else request, response)
+    return response
 
   def classify(
       self, request: classification_pb2.ClassificationRequest,
@@ -166,14 +233,16 @@ class DataPlane:
     """Runs a Classify request."""
     return self._serve(
         request.model_spec, context, Servable,
-        lambda s: s.classify(request, deadline=context.deadline), request)
+        lambda s: s.classify(request, deadline=context.deadline), request,
+        _FROM_MODEL_SPEC)
 
   def regress(self, request: regression_pb2.RegressionRequest,
               context: RequestContext) -> regression_pb2.RegressionResponse:
     """Runs a Regress request."""
     return self._serve(
         request.model_spec, context, Servable,
-        lambda s: s.regress(request, deadline=context.deadline), request)
+        lambda s: s.regress(request, deadline=context.deadline), request,
+        _FROM_MODEL_SPEC)
 
   def multi_inference(
       self, request: inference_pb2.MultiInferenceRequest,
@@ -187,7 +256,7 @@ class DataPlane:
     return self._serve(
         model_spec, context, Servable,
         lambda s: s.multi_inference(request, deadline=context.deadline),
-        request)
+        request, None)
 
   def get_model_metadata(
       self, request: get_model_metadata_pb2.GetModelMetadataRequest,
@@ -196,12 +265,10 @@ class DataPlane:
     """Answers a GetModelMetadata request (checked before the model lookup,
     as upstream)."""
 
-    def call() -> get_model_metadata_pb2.GetModelMetadataResponse:
-      get_model_metadata_impl.validate_request(request)
-      return self._with_servable(request.model_spec, Servable,
-                                 lambda s: s.get_model_metadata(request))
-
-    return self._observe(request.model_spec.name, context, call)
+    return self._serve(request.model_spec, context, Servable,
+                       lambda s: s.get_model_metadata(request), None, None,
+                       check=lambda: get_model_metadata_impl.validate_request(
+                           request))
 
   def get_model_status(
       self, request: get_model_status_pb2.GetModelStatusRequest,
@@ -212,15 +279,31 @@ class DataPlane:
         request.model_spec.name, context,
         lambda: get_model_status_impl.get_model_status(self._core, request))
 
+  def list_models(
+      self,
+      context: RequestContext) -> list[get_model_status_impl.ModelStatus]:
+    """Every configured model with what GetModelStatus says of it.
+
+    Not in upstream (tensorflow/serving#795): REST's GET /v1/models. In the
+    config's order; a model with no version yet (or none left) is there
+    too, with GetModelStatus's error.
+    """
+    return self._observe(
+        "", context,
+        lambda: get_model_status_impl.list_model_statuses(self._core))
+
   def run(self, model_spec: model_pb2.ModelSpec, context: RequestContext,
-          fn: Callable[[S], T], *, kind: type = Servable) -> T:
+          fn: Callable[[S], T], *, kind: type = Servable,
+          signature: Optional[str] = None) -> T:
     """Runs fn(servable) on the servable of model_spec, as one request.
 
     The generic entry: the handle, the kind check (`kind`: the type fn
     needs), the deadline, metrics and errors as the typed methods have
     them; no request logging (there is no request proto to log).
+    `signature`: the signature fn runs ("" for the default one), for the
+    metrics' signature label; None if it runs none.
     """
-    return self._serve(model_spec, context, kind, fn, None)
+    return self._serve(model_spec, context, kind, fn, None, signature)
 
   def count_refused(self, context: RequestContext, model_name: str,
                     error: status.ServingError) -> None:
@@ -230,34 +313,78 @@ class DataPlane:
     sees every request exactly once.
     """
     if context.api is not None:
-      metrics.record_request(model_name, context.api, context.entrypoint,
+      metrics.record_request(self._model_label(model_name), metrics.UNKNOWN,
+                             metrics.UNKNOWN, context.api, context.entrypoint,
                              error.code, None)
 
   # ----------------------------------------------------------- the path
 
   def _serve(self, model_spec: model_pb2.ModelSpec, context: RequestContext,
              kind: type, fn: Callable[[Any], T],
-             log_request: Optional[message_lib.Message]) -> T:
-    response = self._observe(
-        model_spec.name, context,
-        lambda: self._with_servable(model_spec, kind, fn))
+             log_request: Optional[message_lib.Message], signature: Any, *,
+             check: Optional[Callable[[], None]] = None) -> T:
+    """fn(servable) as one request, holding the servable's handle.
+
+    Args:
+      model_spec: which servable.
+      context: the request's context.
+      kind: the type the servable must be (UNIMPLEMENTED otherwise).
+      fn: the work.
+      log_request: the request to offer to the request loggers on success.
+      signature: names the signature fn runs, for the metrics:
+        _FROM_MODEL_SPEC (the ModelSpec's), a name, or None (none).
+      check: validation run before the lookup.
+    """
+    # Written inline rather than through _observe and a closure: this is
+    # every inference request's path.
+    version = metrics.UNKNOWN
+    servable = None
+    code = status.Code.OK
+    try:
+      deadline = context.deadline
+      if deadline is not None and time.monotonic() >= deadline:
+        raise context.deadline_exceeded()
+      if check is not None:
+        check()
+      with self._core.get_servable_handle(model_spec) as handle:
+        servable = handle.servable
+        version = str(handle.id.version)
+        if not isinstance(servable, kind):
+          raise status.unimplemented(
+              f"Servable {model_spec.name} does not support this API")
+        response = fn(servable)
+      if deadline is not None and time.monotonic() >= deadline:
+        raise context.deadline_exceeded()
+    except Exception as e:  # pylint: disable=broad-except
+      error = self._failed(e, context, model_spec.name)
+      code = error.code
+      if error is e:
+        raise
+      raise error from e
+    finally:
+      if context.api is not None:
+        if servable is None:
+          model_name = self._model_label(model_spec.name)
+          signature_name = (metrics.UNKNOWN if signature is not None else
+                            metrics.NOT_APPLICABLE)
+        else:
+          model_name = model_spec.name
+          if signature is None:
+            signature_name = metrics.NOT_APPLICABLE
+          else:
+            signature_name = signature_label(
+                servable, model_spec.signature_name
+                if signature is _FROM_MODEL_SPEC else signature)
+        metrics.record_request(model_name, version, signature_name,
+                               context.api, context.entrypoint, code,
+                               (time.monotonic() - context.start) * 1e6)
     if log_request is not None:
       self._core.log_request(log_request, response)
     return response
 
-  def _with_servable(self, model_spec: model_pb2.ModelSpec, kind: type,
-                     fn: Callable[[Any], T]) -> T:
-    """fn(servable) while holding the handle, if the servable is a `kind`."""
-    with self._core.get_servable_handle(model_spec) as handle:
-      servable = handle.servable
-      if not isinstance(servable, kind):
-        raise status.unimplemented(
-            f"Servable {model_spec.name} does not support this API")
-      return fn(servable)
-
   def _observe(self, model_name: str, context: RequestContext,
                call: Callable[[], T]) -> T:
-    """Runs call() as one request: deadline, error conversion, metrics."""
+    """call() as one request that no version answers (status, the list)."""
     code = status.Code.OK
     try:
       deadline = context.deadline
@@ -267,21 +394,43 @@ class DataPlane:
       if deadline is not None and time.monotonic() >= deadline:
         raise context.deadline_exceeded()
       return result
-    except status.ServingError as e:
-      code = e.code
-      logging.vlog(1, "%s request for %s failed: %s", context.api or "A",
-                   model_name, e.message)
-      raise
     except Exception as e:  # pylint: disable=broad-except
-      # A bug must fail one request, not the server, and read the same on
-      # every transport.
-      logging.exception("%s request for %s raised unexpectedly",
-                        context.api or "A", model_name)
-      error = status.from_exception(e)
+      error = self._failed(e, context, model_name)
       code = error.code
+      if error is e:
+        raise
       raise error from e
     finally:
       if context.api is not None:
         metrics.record_request(
-            model_name, context.api, context.entrypoint, code,
+            self._model_label(model_name), metrics.NOT_APPLICABLE,
+            metrics.NOT_APPLICABLE, context.api, context.entrypoint, code,
             (time.monotonic() - context.start) * 1e6)
+
+  def _failed(self, e: Exception, context: RequestContext,
+              model_name: str) -> status.ServingError:
+    """The ServingError a failed call leaves with (a bug's is logged)."""
+    if isinstance(e, status.ServingError):
+      logging.vlog(1, "%s request for %s failed: %s", context.api or "A",
+                   model_name, e.message)
+      if (e.code == status.Code.DEADLINE_EXCEEDED and
+          context.deadline is not None):
+        # The model run was cut off by the deadline (TensorFlow says "Timed
+        # out waiting for notification"): say which deadline.
+        return context.deadline_exceeded()
+      return e
+    # A bug must fail one request, not the server, and read the same on
+    # every transport.
+    logging.exception("%s request for %s raised unexpectedly",
+                      context.api or "A", model_name)
+    return status.from_exception(e)
+
+  def _model_label(self, model_name: str) -> str:
+    """The model_name label of a call no version answered (see above)."""
+    if not model_name:
+      return metrics.NOT_APPLICABLE
+    names = self._core.configured_model_names()
+    cached = self._names
+    if names is not cached[0]:
+      cached = self._names = (names, frozenset(names))
+    return model_name if model_name in cached[1] else metrics.UNKNOWN

@@ -34,6 +34,20 @@ from tensorflow_serving.util import tensor_codec
 
 RequestContext = data_plane.RequestContext
 Code = status.Code
+UNKNOWN = metrics.UNKNOWN
+
+
+def _count(model, code, api="Predict", version="4",
+           signature="serving_default"):
+  """The request_count cell of a data_plane_test request ("TEST")."""
+  return metrics.REQUEST_COUNT.get_cell(model, code, api, "TEST", version,
+                                        signature)
+
+
+def _series_naming(text: str) -> list[tuple[str, ...]]:
+  """Every request metric series with `text` among its label values."""
+  return [labels for metric in (metrics.REQUEST_COUNT, metrics.REQUEST_LATENCY)
+          for labels, _ in metric.cells() if text in labels]
 
 
 class _RecordingCore:
@@ -54,6 +68,9 @@ class _RecordingCore:
   def log_request(self, request, response):
     with self._mu:
       self.logged.append((request, response))
+
+  def configured_model_names(self):
+    return self._core.configured_model_names()
 
 
 def _spec(name: str, signature_name: str = "") -> model_pb2.ModelSpec:
@@ -125,8 +142,9 @@ class DataPlaneTest(absltest.TestCase):
   # ---------------------------------------------------- a SavedModel
 
   def test_predict_runs_logs_and_counts(self):
-    ok = metrics.REQUEST_COUNT.get_cell("half", "OK")
-    latency = metrics.REQUEST_LATENCY.get_cell("half", "Predict", "TEST")
+    ok = _count("half", "OK")
+    latency = metrics.REQUEST_LATENCY.get_cell("half", "Predict", "TEST", "4",
+                                               "serving_default")
     ok_before, latency_before = ok.value(), latency.snapshot()[2]
     request = _predict_request("half", 1.0, 2.0)
     response = self.plane.predict(request, self.context())
@@ -157,6 +175,21 @@ class DataPlaneTest(absltest.TestCase):
 
     self.assert_error(Code.INVALID_ARGUMENT, "bad JSON", self.plane.predict,
                       request, self.context(), decode=bad_decode)
+
+  def test_predict_with_decoded_arrays(self):
+    # The V2 protocol's path: decode returns the inputs as arrays; the
+    # request logged is built (inputs filled in) only when it is logged.
+    request = predict_pb2.PredictRequest(model_spec=_spec("half"))
+    response = self.plane.predict(
+        request, self.context(),
+        decode=lambda servable: {"x": np.array([[2.0]], np.float32)})
+    self.assertEqual(_ys(response), [3.0])
+    self.assertEmpty(request.inputs)
+    (logged, logged_response), = self.core.logged
+    self.assertIs(logged_response, response)
+    self.assertTrue(callable(logged))
+    self.assertEqual(tensor_codec.tensor_proto_to_ndarray(
+        logged().inputs["x"]).tolist(), [[2.0]])
 
   def test_tensor_content(self):
     response = self.plane.predict(_predict_request("half", 2.0),
@@ -205,14 +238,88 @@ class DataPlaneTest(absltest.TestCase):
   # ------------------------------------------- the rules, on every call
 
   def test_unknown_model_is_not_found_and_counted(self):
-    not_found = metrics.REQUEST_COUNT.get_cell("dp_nope", "NOT_FOUND")
+    # Under the placeholder: a client's names make no series of their own.
+    not_found = _count(UNKNOWN, "NOT_FOUND", version=UNKNOWN,
+                       signature=UNKNOWN)
     before = not_found.value()
-    self.assert_error(Code.NOT_FOUND,
-                      "Servable not found for request: Latest(dp_nope)",
-                      self.plane.predict, _predict_request("dp_nope", 1.0),
-                      self.context())
-    self.assertEqual(not_found.value(), before + 1)
+    for name in ("dp_nope", "dp_nope2"):
+      self.assert_error(Code.NOT_FOUND,
+                        f"Servable not found for request: Latest({name})",
+                        self.plane.predict, _predict_request(name, 1.0),
+                        self.context())
+      self.assertEqual(_series_naming(name), [])
+    self.assertEqual(not_found.value(), before + 2)
     self.assertEmpty(self.core.logged)
+
+  def test_labels_come_from_what_answered(self):
+    # A known model, but no such version: the model is named, the version
+    # and signature are not.
+    request = _predict_request("half", 1.0)
+    request.model_spec.version.value = 987654
+    request.model_spec.signature_name = "sig_987654"
+    cell = _count("half", "NOT_FOUND", version=UNKNOWN, signature=UNKNOWN)
+    before = cell.value()
+    with self.assertRaises(status.ServingError):
+      self.plane.predict(request, self.context())
+    self.assertEqual(cell.value(), before + 1)
+    self.assertEqual(_series_naming("987654"), [])
+    self.assertEqual(_series_naming("sig_987654"), [])
+    # A version that answers, with a signature it lacks: the version is
+    # named, the signature is not.
+    request.model_spec.ClearField("version")
+    cell = _count("half", "FAILED_PRECONDITION", signature=UNKNOWN)
+    before = cell.value()
+    with self.assertRaises(status.ServingError):
+      self.plane.predict(request, self.context())
+    self.assertEqual(cell.value(), before + 1)
+    self.assertEqual(_series_naming("sig_987654"), [])
+    # A signature the version has is named as such.
+    cell = _count("half", "OK", api="Classify", signature="classify_x_to_y")
+    before = cell.value()
+    self.plane.classify(
+        requests.classification_request("classify_x_to_y", 1.0, model="half"),
+        self.context("Classify"))
+    self.assertEqual(cell.value(), before + 1)
+    # Status calls have no version or signature; metadata calls no
+    # signature; an unknown model's status is under the placeholder.
+    status_request = get_model_status_pb2.GetModelStatusRequest(
+        model_spec=_spec("half"))
+    cell = _count("half", "OK", api="", version="", signature="")
+    before = cell.value()
+    self.plane.get_model_status(status_request, self.context(""))
+    self.assertEqual(cell.value(), before + 1)
+    cell = _count("half", "OK", api="", signature="")
+    before = cell.value()
+    self.plane.get_model_metadata(
+        get_model_metadata_pb2.GetModelMetadataRequest(
+            model_spec=_spec("half"), metadata_field=["signature_def"]),
+        self.context(""))
+    self.assertEqual(cell.value(), before + 1)
+    cell = _count(UNKNOWN, "NOT_FOUND", api="", version="", signature="")
+    before = cell.value()
+    with self.assertRaises(status.ServingError):
+      self.plane.get_model_status(
+          get_model_status_pb2.GetModelStatusRequest(
+              model_spec=_spec("dp_status_nope")), self.context(""))
+    self.assertEqual(cell.value(), before + 1)
+    # run() names the signature it is told of.
+    cell = _count("half", "OK", api="infer", signature="serving_default")
+    before = cell.value()
+    self.plane.run(_spec("half"), self.context("infer"), lambda s: s.version,
+                   signature="")
+    self.assertEqual(cell.value(), before + 1)
+
+  def test_list_models(self):
+    cell = _count("", "OK", api="", version="", signature="")
+    before = cell.value()
+    statuses = self.plane.list_models(self.context(""))
+    self.assertEqual([m.name for m in statuses],
+                     ["table", "half", "faulty"])  # The config's order.
+    self.assertEqual(
+        [[v.version for v in m.response.model_version_status]
+         for m in statuses], [[1], [4], [1]])
+    self.assertEqual([m.error for m in statuses], [None] * 3)
+    self.assertEqual(cell.value(), before + 1)
 
   def test_wrong_servable_kind_is_unimplemented(self):
     for call, request in (
@@ -239,7 +346,7 @@ class DataPlaneTest(absltest.TestCase):
                        lambda s: s.version), 4)
 
   def test_foreign_exceptions_have_the_catch_all_code(self):
-    unknown = metrics.REQUEST_COUNT.get_cell("faulty", "UNKNOWN")
+    unknown = _count("faulty", "UNKNOWN", version="1")
     before = unknown.value()
     with self.assertLogs(level="ERROR"):  # With the traceback.
       self.assert_error(status.CATCH_ALL_CODE, faulty_servable.ERROR_TEXT,
@@ -276,19 +383,26 @@ class DataPlaneTest(absltest.TestCase):
     self.assertEmpty(self.core.logged)  # The client has gone.
 
   def test_a_context_without_api_is_not_counted(self):
-    ok = metrics.REQUEST_COUNT.get_cell("half", "OK")
+    ok = _count("half", "OK")
     before = ok.value()
     self.plane.predict(_predict_request("half", 1.0), self.context(None))
     self.assertEqual(ok.value(), before)
 
   def test_count_refused(self):
-    cell = metrics.REQUEST_COUNT.get_cell("dp_refused", "INVALID_ARGUMENT")
-    before = cell.value()
+    cell = _count(UNKNOWN, "INVALID_ARGUMENT", version=UNKNOWN,
+                  signature=UNKNOWN)
+    half = _count("half", "INVALID_ARGUMENT", version=UNKNOWN,
+                  signature=UNKNOWN)
+    before = cell.value(), half.value()
     self.plane.count_refused(self.context(), "dp_refused",
                              status.invalid_argument("bad URL"))
     self.plane.count_refused(self.context(None), "dp_refused",
                              status.invalid_argument("bad URL"))
-    self.assertEqual(cell.value(), before + 1)
+    self.plane.count_refused(self.context(), "half",
+                             status.invalid_argument("bad body"))
+    self.assertEqual((cell.value(), half.value()),
+                     (before[0] + 1, before[1] + 1))
+    self.assertEqual(_series_naming("dp_refused"), [])
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ DataPlane method the gRPC services call, and encodes the answer. Failures
 come back as a ServingError next to an {"error": "..."} body; turning its
 code into an HTTP status is http_server's job, in one place.
 
+  GET  /v1/models                                               every model's
+                                                  status (not in upstream)
   GET  /v1/models/{name}[/versions/{N}|/labels/{L}]            model status
   GET  /v1/models/{name}[/versions/{N}|/labels/{L}]/metadata   signature defs
   POST /v1/models/{name}[/versions/{N}|/labels/{L}]:predict    Predict
@@ -144,6 +146,8 @@ class HttpRestApiHandler:
         return self._predict(info, body)
       return self._example_api(_EXAMPLE_APIS[info.method], info, body)
     if info.matched and http_method == "GET":
+      if info.is_model_list:
+        return self._list()
       if not info.model_name:
         raise status.invalid_argument("Missing model name in request.")
       if info.subresource == "metadata":
@@ -191,6 +195,12 @@ class HttpRestApiHandler:
     http_rest_api_util.fill_model_spec(request.model_spec, info)
     return lambda context: http_rest_api_util.model_status_to_json(
         self._data_plane.get_model_status(request, context))
+
+  def _list(self) -> _Call:
+    # Not in upstream (tensorflow/serving#795), where this URL is a 400
+    # "Missing model name in request.".
+    return lambda context: http_rest_api_util.model_list_to_json(
+        self._data_plane.list_models(context))
 
   def _metadata(self, info: http_rest_api_util.ModelInfo) -> _Call:
     request = get_model_metadata_pb2.GetModelMetadataRequest()

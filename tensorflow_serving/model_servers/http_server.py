@@ -30,7 +30,9 @@ HTTP status (to_http_status).
 Per request, as upstream:
   * Only /v1/... paths reach the API; the Prometheus path (when
     MonitoringConfig enables it) serves the metrics page; anything else is a
-    plain 404.
+    plain 404. Not in upstream: given a V2HttpRestApiHandler, /v2 and
+    /v2/... go to it (the V2 protocol; its health and readiness calls are
+    answered on the event loop, without waiting for a worker).
   * Bodies with "Content-Encoding: gzip" (or deflate) are decompressed, up
     to 100 MB.
   * A call that takes longer than --rest_api_timeout_in_ms is answered with
@@ -64,7 +66,7 @@ import re
 import socket
 import threading
 import time
-from typing import Awaitable, Hashable, Optional, Union
+from typing import Awaitable, Callable, Hashable, Optional, TypeVar, Union
 
 from absl import logging
 import httptools
@@ -78,6 +80,7 @@ from tensorflow_serving.model_servers import data_plane as data_plane_lib
 from tensorflow_serving.model_servers import http_rest_api_handler
 from tensorflow_serving.model_servers import http_rest_api_util
 from tensorflow_serving.model_servers import prometheus_exporter
+from tensorflow_serving.model_servers import v2_http_rest_api_handler as v2_handler_lib
 from tensorflow_serving.util import json_tensor
 from tensorflow_serving.util import metrics
 from tensorflow_serving.util import proto_util
@@ -112,6 +115,8 @@ _REASONS = {499: "Client Closed Request"}
 _MAX_HEAD_BYTES = 1 << 20
 # Pipelined requests queued on one connection before it stops reading.
 _MAX_QUEUED = 16
+# What a handler's call returns (RestResult, V2RestResult).
+_Result = TypeVar("_Result")
 
 
 def default_num_threads() -> int:
@@ -443,10 +448,12 @@ class HttpRestServer:
   Options = HttpRestServerOptions
 
   def __init__(self, data_plane: data_plane_lib.DataPlane,
-               options: HttpRestServerOptions = HttpRestServerOptions()
-              ) -> None:
+               options: HttpRestServerOptions = HttpRestServerOptions(),
+               v2_handler: Optional[
+                   v2_handler_lib.V2HttpRestApiHandler] = None) -> None:
     self._options = options
     self._handler = http_rest_api_handler.HttpRestApiHandler(data_plane)
+    self._v2_handler = v2_handler
     self._pool = concurrent.futures.ThreadPoolExecutor(
         max_workers=max(1, options.num_threads),
         thread_name_prefix="httprestserver")
@@ -457,6 +464,8 @@ class HttpRestServer:
     if options.enable_cors_support:
       headers += http_rest_api_util.CORS_HEADERS
     self._json_headers = _header_lines(headers)
+    self._cors_headers = _header_lines(
+        http_rest_api_util.CORS_HEADERS if options.enable_cors_support else ())
     prometheus = (options.monitoring_config.prometheus_config
                   if options.monitoring_config is not None else None)
     self._metrics_path = None
@@ -559,6 +568,10 @@ class HttpRestServer:
     path = request.path
     if self._metrics_path is not None and path == self._metrics_path:
       return self._metrics_page()
+    if self._v2_handler is not None and (
+        path == v2_handler_lib.PATH_PREFIX or
+        path.startswith(v2_handler_lib.PATH_PREFIX + "/")):
+      return self._respond_v2(request)
     if not http_rest_api_util.PATH_REGEX.fullmatch(path):
       return HttpResponse(404, b"", b"")
     if request.method == "OPTIONS":
@@ -568,31 +581,63 @@ class HttpRestServer:
         metrics.REST, "", self._timeout)
     args = (request.method, path, request.body, context,
             request.headers.get("content-encoding", ""))
-    kind = (request.method, path, len(request.body).bit_length())
-    if self._call_times.is_short(kind):
-      return self._to_response(request, self._timed_call(kind, args))
-    return self._respond_from_pool(request, kind, args, context)
+    return self._run(request, self._handler.process_request, args, context,
+                     http_rest_api_handler.RestResult.failure,
+                     self._to_response)
 
-  async def _respond_from_pool(self, request: HttpRequest, kind: Hashable,
-                               args: tuple,
-                               context: data_plane_lib.RequestContext
-                              ) -> HttpResponse:
+  def _respond_v2(
+      self, request: HttpRequest
+  ) -> Union[HttpResponse, Awaitable[HttpResponse]]:
+    """A /v2 call: health, readiness and server metadata are answered here
+    at once (a probe never waits for a worker); the rest run as /v1 calls
+    do."""
+    if request.method == "OPTIONS":
+      return self._preflight(request)
+    result = self._v2_handler.quick_response(request.method, request.path)
+    if result is not None:
+      return self._to_v2_response(request, result)
+    context = data_plane_lib.RequestContext.with_timeout(
+        metrics.REST, None, self._timeout)
+    args = (request.method, request.path, request.body, request.headers,
+            context)
+    return self._run(request, self._v2_handler.process_request, args, context,
+                     v2_handler_lib.V2RestResult.failure, self._to_v2_response)
+
+  def _run(self, request: HttpRequest, call: Callable[..., _Result],
+           args: tuple, context: data_plane_lib.RequestContext,
+           failure: Callable[[status.ServingError], _Result],
+           to_response: Callable[[HttpRequest, _Result], HttpResponse]
+          ) -> Union[HttpResponse, Awaitable[HttpResponse]]:
+    """Runs `call(*args)` on the loop when calls of its kind were measured
+    short, else on the pool (see the module docstring)."""
+    kind = (request.method, request.path, len(request.body).bit_length())
+    if self._call_times.is_short(kind):
+      return to_response(request, self._timed_call(kind, call, args))
+    return self._respond_from_pool(request, kind, call, args, context,
+                                   failure, to_response)
+
+  async def _respond_from_pool(
+      self, request: HttpRequest, kind: Hashable,
+      call: Callable[..., _Result], args: tuple,
+      context: data_plane_lib.RequestContext,
+      failure: Callable[[status.ServingError], _Result],
+      to_response: Callable[[HttpRequest, _Result], HttpResponse]
+  ) -> HttpResponse:
     try:
-      call = asyncio.get_running_loop().run_in_executor(
-          self._pool, self._timed_call, kind, args)
-      result = await asyncio.wait_for(call, self._timeout)
+      future = asyncio.get_running_loop().run_in_executor(
+          self._pool, self._timed_call, kind, call, args)
+      result = await asyncio.wait_for(future, self._timeout)
     except asyncio.TimeoutError:
       # The call goes on in the background; the data plane counts it, as
       # DEADLINE_EXCEEDED, when it ends.
-      result = http_rest_api_handler.RestResult.failure(
-          context.deadline_exceeded())
-    return self._to_response(request, result)
+      result = failure(context.deadline_exceeded())
+    return to_response(request, result)
 
-  def _timed_call(self, kind: Hashable,
-                  args: tuple) -> http_rest_api_handler.RestResult:
+  def _timed_call(self, kind: Hashable, call: Callable[..., _Result],
+                  args: tuple) -> _Result:
     start = time.perf_counter()
     try:
-      return self._handler.process_request(*args)
+      return call(*args)
     finally:
       self._call_times.record(kind, time.perf_counter() - start)
 
@@ -604,6 +649,22 @@ class HttpRestServer:
                  request.method, request.path, result.error.message)
     return HttpResponse(to_http_status(result.error.code), self._json_headers,
                         result.body.encode("utf-8"))
+
+  def _to_v2_response(self, request: HttpRequest,
+                      result: v2_handler_lib.V2RestResult) -> HttpResponse:
+    if result.error is not None:
+      logging.vlog(1, "Error Processing HTTP/REST request: %s %s Error: %s",
+                   request.method, request.path, result.error.message)
+      http_status = to_http_status(result.error.code)
+    else:
+      http_status = result.http_status or 200
+    headers = [("Content-Type", result.content_type)]
+    if result.header_length is not None:
+      headers.append((v2_handler_lib.HEADER_CONTENT_LENGTH,
+                      str(result.header_length)))
+    return HttpResponse(http_status,
+                        _header_lines(headers) + self._cors_headers,
+                        result.body)
 
   async def _metrics_page(self) -> HttpResponse:
     page = await asyncio.get_running_loop().run_in_executor(

@@ -14,17 +14,47 @@ turns them back on (convolutional models may gain from them).
 """
 
 import os
+import signal
 import sys
 from typing import Sequence
 
 # Read once, when TensorFlow is first imported (by the server module below).
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
+
+def _exit_during_startup(signum: int, frame) -> None:
+  """SIGTERM/SIGINT before the server serves: nothing to drain, exit 0 now.
+
+  Installed before anything slow (importing TensorFlow, loading the models),
+  so that a container's stop is not ignored until the models have loaded
+  (as PID 1 a process has no default signal action).
+  """
+  del frame
+  sys.stderr.write(f"Received {signal.Signals(signum).name} during start-up; "
+                   "exiting.\n")
+  sys.stderr.flush()
+  os._exit(0)  # pylint: disable=protected-access
+
+
+def _install_startup_signal_handlers() -> None:
+  for sig in (signal.SIGTERM, signal.SIGINT):
+    signal.signal(sig, _exit_during_startup)
+
+
+# Run as the program (python main.py, or the pip package's
+# tensorflow_model_server script, whose import of this module imports
+# TensorFlow before run() is called): catch the signals from here on.
+if (__name__ == "__main__" or
+    os.path.basename(sys.argv[0] if sys.argv else "") ==
+    "tensorflow_model_server"):
+  _install_startup_signal_handlers()
+
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import app
 from absl import flags
 from absl import logging
 
+from tensorflow_serving.model_servers import log_format as log_format_lib
 from tensorflow_serving.model_servers import server as server_lib
 from tensorflow_serving.model_servers import version as version_lib
 # pylint: enable=g-import-not-at-top,wrong-import-position
@@ -89,6 +119,15 @@ flags.DEFINE_string("version_ready_marker", _DEFAULTS.version_ready_marker, "If 
 flags.DEFINE_float("storage_timeout_seconds", _DEFAULTS.storage_timeout_seconds, "Connect and read timeout, in seconds, of each request to an object store (s3://, gs://); throttled, failed or broken requests are retried (S3: 3 attempts in all; GCS: until this time has passed).")
 flags.DEFINE_integer("storage_download_threads", _DEFAULTS.storage_download_threads, "Files of one version downloaded at once from an object store.")
 
+# --- Not in upstream: access control -----------------------------------------
+flags.DEFINE_string("restricted_api", _DEFAULTS.restricted_api, "GROUPS:KEY=VALUE[;GROUPS:KEY=VALUE...]: requests to the API groups GROUPS (a comma list of inference, metadata, model_management, metrics, health) must carry the header (gRPC metadata) KEY with the value VALUE, else they get PERMISSION_DENIED (REST: 403). Empty: every API is open.")
+
+# --- Not in upstream: memory bounds --------------------------------------------
+flags.DEFINE_integer("request_memory_budget_bytes", _DEFAULTS.request_memory_budget_bytes, "The bytes all requests together may be decoding at once (gRPC messages and what is decoded from them, REST bodies once inflated and parsed). A large request that finds the budget full waits briefly, then gets RESOURCE_EXHAUSTED before anything is allocated for it. Requests under 1 MiB are not counted. 0: no bound.")
+
+# --- Not in upstream: logs as JSON lines ------------------------------------
+flags.DEFINE_enum("log_format", _DEFAULTS.log_format, log_format_lib.FORMATS, "How log records are written to stderr: 'text' (absl's format, as upstream) or 'json' (one JSON object per line: time, level, logger, message, file:line, thread, and the traceback if any). TensorFlow's C++ start-up lines are printed before this applies and stay text.")
+
 # Flags that name features this server does not have (TPU, TFLite, XLA, GPU,
 # mixed precision, the TF profiler): accepted for compatibility, and a log
 # line says once that they are ignored when set to a non-default value.
@@ -135,6 +174,7 @@ def _options_from_flags() -> server_lib.Server.Options:
 
 def main(argv: Sequence[str]) -> None:
   del argv  # Flags are parsed already.
+  log_format_lib.configure(FLAGS.log_format)
   if FLAGS.version:
     print(version_lib.version_text())
     sys.exit(0)
@@ -149,11 +189,21 @@ def main(argv: Sequence[str]) -> None:
   except server_lib.StartupError as e:
     print(f"Failed to start server. Error: {e}", flush=True)
     sys.exit(255)
+  # Serving: a signal now drains (Server.stop).
+  for sig in (signal.SIGTERM, signal.SIGINT):
+    signal.signal(sig, lambda signum, frame: server.request_stop())
   server.wait_for_termination()
+  # The gRPC port is still open, refusing every RPC: the exit closes it
+  # (see Server.stop). Nothing else is left to clean up.
+  logging.flush()
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os._exit(0)  # pylint: disable=protected-access
 
 
 def run() -> None:
   """Entry point: upstream-style flag parsing, then absl's app machinery."""
+  _install_startup_signal_handlers()
   app.run(main, argv=_parse_flags(sys.argv), flags_parser=lambda a: a)
 
 

@@ -271,8 +271,12 @@ class PredictionServiceTest(parameterized.TestCase):
     self.assertTrue(details.endswith("z...TRUNCATED"))
 
   def test_request_count_metric(self):
-    ok = metrics.REQUEST_COUNT.get_cell("half_tf2", "OK")
-    not_found = metrics.REQUEST_COUNT.get_cell("nope2", "NOT_FOUND")
+    ok = metrics.REQUEST_COUNT.get_cell("half_tf2", "OK", "Predict",
+                                        metrics.GRPC, "3", "serving_default")
+    # A model the server does not have is counted under the placeholder.
+    not_found = metrics.REQUEST_COUNT.get_cell(
+        metrics.UNKNOWN, "NOT_FOUND", "Predict", metrics.GRPC,
+        metrics.UNKNOWN, metrics.UNKNOWN)
     ok_before, not_found_before = ok.value(), not_found.value()
     self.stub.Predict(_predict_request("half_tf2", x=_x(1)), timeout=30)
     with self.assertRaises(grpc.RpcError):

@@ -5,7 +5,14 @@ into Server.Options; tests build Options directly. Startup order follows
 upstream: ServerCore.create blocks until every configured model is
 available, and only then do the ports start answering, so a client that can
 connect can also be served. One DataPlane over the ServerCore serves every
-front end (gRPC PredictionService and ModelService, REST).
+front end (gRPC PredictionService and ModelService, REST, and the V2
+protocol's gRPC service and /v2 REST API through V2InferenceImpl).
+
+Readiness is ServerCore's (is_ready): the V2 protocol's ServerReady and
+/v2/health/ready answer it, and the gRPC health service follows it, so
+every service is NOT_SERVING while a configured model has no AVAILABLE
+version (after a reload that adds one) and from the first moment of a
+shutdown (stop() marks the core before anything closes).
 """
 
 import concurrent.futures
@@ -24,6 +31,7 @@ from grpc_health.v1 import health_pb2_grpc
 
 from tensorflow.core.protobuf import config_pb2
 
+from tensorflow_serving.apis import grpc_service_pb2_grpc
 from tensorflow_serving.apis import model_service_pb2_grpc
 from tensorflow_serving.core import loader_harness
 from tensorflow_serving.core import log_collector
@@ -31,13 +39,20 @@ from tensorflow_serving.core import request_logger
 from tensorflow_serving.core import server_request_logger
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 from tensorflow_serving.model_servers import data_plane as data_plane_lib
+from tensorflow_serving.model_servers import grpc_inference_service_impl
+from tensorflow_serving.model_servers import grpc_drain
+from tensorflow_serving.model_servers import grpc_memory_budget
+from tensorflow_serving.model_servers import grpc_restricted_api
 from tensorflow_serving.model_servers import http_server
 from tensorflow_serving.model_servers import model_config_file
 from tensorflow_serving.model_servers import model_service_impl
 from tensorflow_serving.model_servers import platform_config_util
 from tensorflow_serving.model_servers import prediction_service_impl
+from tensorflow_serving.model_servers import restricted_api as restricted_api_lib
 from tensorflow_serving.model_servers import server_core as server_core_lib
 from tensorflow_serving.model_servers import ssl_util
+from tensorflow_serving.model_servers import v2_http_rest_api_handler
+from tensorflow_serving.model_servers import v2_inference_impl
 from tensorflow_serving.servables.tensorflow import batching_parameters_util
 from tensorflow_serving.servables.tensorflow import bundle_factory_util
 from tensorflow_serving.servables.tensorflow import saved_model_bundle_source_adapter as adapter_lib
@@ -46,6 +61,7 @@ from tensorflow_serving.servables.tensorflow import tfrecord_log_collector
 from tensorflow_serving.sources.storage_path import file_system_registry
 from tensorflow_serving.sources.storage_path import model_cache as model_cache_lib
 from tensorflow_serving.sources.storage_path import version_readiness
+from tensorflow_serving.util import memory_budget as memory_budget_lib
 from tensorflow_serving.util import proto_util
 from tensorflow_serving.util import status
 
@@ -53,12 +69,14 @@ from tensorflow_serving.util import status
 _MAX_MESSAGE_SIZE = 2**31 - 1
 # How long a stopping server lets in-flight requests finish.
 _SHUTDOWN_GRACE_SECONDS = 10.0
-# The service names --enable_grpc_healthcheck_service reports SERVING: the
-# short names upstream sets, the full ones gRPC clients usually ask for, and
-# "" (the whole server).
+# The service names --enable_grpc_healthcheck_service reports: the short
+# names upstream sets, the full ones gRPC clients usually ask for, the V2
+# protocol's service, and "" (the whole server). All are SERVING exactly
+# when the server is ready (ServerCore.is_ready).
 _HEALTH_SERVICE_NAMES = ("", "ModelService", "PredictionService",
                          "tensorflow.serving.ModelService",
-                         "tensorflow.serving.PredictionService")
+                         "tensorflow.serving.PredictionService",
+                         "inference.GRPCInferenceService")
 
 
 class StartupError(Exception):
@@ -130,7 +148,9 @@ class ServerOptions:
   thread_pool_factory_config_file: str = ""
   mixed_precision: str = ""
   skip_initialize_tpu: bool = False
-  enable_grpc_healthcheck_service: bool = False
+  # On by default, unlike upstream: Kubernetes gRPC probes need it, and it
+  # reports real readiness here (docs/serving_config.md).
+  enable_grpc_healthcheck_service: bool = True
   enable_serialization_as_tensor_content: bool = False
   # Not in upstream: models on object stores and the upload-complete guard
   # (docs/serving_config.md).
@@ -138,6 +158,14 @@ class ServerOptions:
   version_ready_marker: str = ""
   storage_timeout_seconds: float = 30.0
   storage_download_threads: int = 8
+  # Not in upstream: access control by API group (restricted_api.py).
+  restricted_api: str = ""
+  # Not in upstream: the bytes all requests may be decoding at once
+  # (util/memory_budget.py); 0: no bound.
+  request_memory_budget_bytes: int = 1 << 30
+  # Not in upstream: log records as JSON lines (applied by main.py, for the
+  # whole process; docs/serving_config.md).
+  log_format: str = "text"
 
   @classmethod
   def flag_names(cls) -> list[str]:
@@ -159,6 +187,13 @@ def validate_options(options: ServerOptions) -> None:
     raise StartupError(
         "server_options.batching_parameters_file is set without setting "
         "server_options.enable_batching to true.")
+  try:
+    restricted_api_lib.RestrictedApi.parse(options.restricted_api)
+  except status.ServingError as e:
+    raise StartupError(e.message) from e
+  if options.request_memory_budget_bytes < 0:
+    raise StartupError("--request_memory_budget_bytes cannot be negative: "
+                       f"{options.request_memory_budget_bytes}")
   if (options.tensorflow_session_parallelism > 0 and
       options.tensorflow_intra_op_parallelism > 0 and
       options.tensorflow_inter_op_parallelism > 0):
@@ -212,11 +247,20 @@ def _add_port(server: grpc.Server, address: str,
     return 0
 
 
-def _add_health_service(server: grpc.Server) -> health.HealthServicer:
-  """grpc.health.v1.Health, with the model services marked SERVING."""
+def _add_health_service(
+    server: grpc.Server,
+    core: server_core_lib.ServerCore) -> health.HealthServicer:
+  """grpc.health.v1.Health: every service SERVING exactly when `core` is
+  ready, NOT_SERVING otherwise."""
   servicer = health.HealthServicer()
-  for name in _HEALTH_SERVICE_NAMES:
-    servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+  def follow(ready: bool) -> None:
+    serving = (health_pb2.HealthCheckResponse.SERVING if ready else
+               health_pb2.HealthCheckResponse.NOT_SERVING)
+    for name in _HEALTH_SERVICE_NAMES:
+      servicer.set(name, serving)
+
+  core.add_readiness_listener(follow)
   health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
   return servicer
 
@@ -308,6 +352,7 @@ class Server:
   def __init__(self) -> None:
     self._server_core = None
     self._data_plane: Optional[data_plane_lib.DataPlane] = None
+    self._v2: Optional[v2_inference_impl.V2InferenceImpl] = None
     self._grpc_server: Optional[grpc.Server] = None
     self._stopped = threading.Event()
     self._background_stoppers: list[Callable[[], None]] = []
@@ -315,6 +360,13 @@ class Server:
     self.rest_port: Optional[int] = None
     self._http_server: Optional[http_server.HttpRestServer] = None
     self._health: Optional[health.HealthServicer] = None
+    # Refuses new RPCs once stopping, and counts the ones being served.
+    self._grpc_drain = grpc_drain.GrpcDrain()
+    self._grpc_socket_path = ""
+    # --restricted_api, parsed (the gRPC interceptor's; REST's to use too).
+    self.restricted_api = restricted_api_lib.RestrictedApi({})
+    # --request_memory_budget_bytes, shared by gRPC and REST; None: no bound.
+    self.memory_budget: Optional[memory_budget_lib.MemoryBudget] = None
     # The platforms' adapters and the batch schedulers they own (stopped
     # once the models have unloaded).
     self._platform_adapters: Optional[
@@ -340,6 +392,8 @@ class Server:
     try:
       self._server_core = self._build_server_core(options)
       self._data_plane = data_plane_lib.DataPlane(self._server_core)
+      self._v2 = v2_inference_impl.V2InferenceImpl(self._server_core,
+                                                   self._data_plane)
     except status.ServingError as e:
       self.stop()  # Whatever started before the failure (schedulers).
       raise StartupError(str(e)) from e
@@ -422,10 +476,22 @@ class Server:
         # A port already in use is a startup error, not a silent share.
         ("grpc.so_reuseport", 0),
     ) if key not in given]
+    # The drain first: while stopping, every RPC is refused the same way.
+    interceptors: list[grpc.ServerInterceptor] = [self._grpc_drain]
+    restricted = restricted_api_lib.RestrictedApi.parse(options.restricted_api)
+    self.restricted_api = restricted
+    if restricted.enabled:
+      interceptors.append(grpc_restricted_api.GrpcRestrictedApi(restricted))
+    if options.request_memory_budget_bytes:
+      self.memory_budget = memory_budget_lib.MemoryBudget(
+          options.request_memory_budget_bytes)
+      interceptors.append(
+          grpc_memory_budget.GrpcMemoryBudget(self.memory_budget))
     server = grpc.server(
         concurrent.futures.ThreadPoolExecutor(
             max_workers=max(1, options.grpc_max_threads),
             thread_name_prefix="grpc_worker"),
+        interceptors=interceptors,
         options=channel_args)
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
         prediction_service_impl.PredictionServiceImpl(
@@ -437,6 +503,8 @@ class Server:
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(
         model_service_impl.ModelServiceImpl(self._server_core,
                                             self._data_plane), server)
+    grpc_service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
+        grpc_inference_service_impl.GrpcInferenceServiceImpl(self._v2), server)
     if options.port:
       address = f"0.0.0.0:{options.port}"
       self.grpc_port = _add_port(server, address, credentials)
@@ -451,8 +519,9 @@ class Server:
                 if len(socket_path) > 107 else "")
         raise StartupError(
             f"Failed to listen on gRPC UNIX socket {socket_path}{hint}")
+      self._grpc_socket_path = socket_path
     if options.enable_grpc_healthcheck_service:
-      self._health = _add_health_service(server)
+      self._health = _add_health_service(server, self._server_core)
     server.start()
     self._grpc_server = server
     if options.port:
@@ -482,7 +551,8 @@ class Server:
             num_threads=options.rest_api_num_threads,
             timeout_in_ms=options.rest_api_timeout_in_ms,
             enable_cors_support=options.rest_api_enable_cors_support,
-            monitoring_config=monitoring))
+            monitoring_config=monitoring),
+        v2_handler=v2_http_rest_api_handler.V2HttpRestApiHandler(self._v2))
     try:
       self.rest_port = rest.start(options.rest_api_port)
     except OSError as e:
@@ -491,31 +561,65 @@ class Server:
           f"{e}") from e
     self._http_server = rest
 
+  def request_stop(self) -> None:
+    """Makes wait_for_termination() drain and return (signal-handler safe)."""
+    self._stopped.set()
+
   def wait_for_termination(self) -> None:
-    """Serves until SIGTERM/SIGINT, then drains in-flight requests and exits."""
-    for sig in (signal.SIGTERM, signal.SIGINT):
-      signal.signal(sig, lambda signum, frame: self._stopped.set())
+    """Serves until request_stop() (main.py calls it on SIGTERM/SIGINT), then
+    drains: refuses new requests, finishes the ones in flight, unloads the
+    models. The gRPC port stays open, refusing every RPC with UNAVAILABLE,
+    for the process to close at its exit (see stop(keep_grpc_port=True))."""
     while not self._stopped.wait(timeout=1.0):
       pass
     logging.info("Received shutdown signal; draining in-flight requests.")
-    self.stop()
+    self.stop(keep_grpc_port=True)
 
-  def stop(self) -> None:
-    """Stops taking requests, lets in-flight ones finish, unloads the models."""
+  def stop(self, keep_grpc_port: bool = False) -> None:
+    """Stops taking requests, lets in-flight ones finish, unloads the models.
+
+    Nothing in flight is lost: from the first moment every new RPC is
+    refused with UNAVAILABLE before any work is done for it
+    (grpc_drain.GrpcDrain), health checks say NOT_SERVING, and the RPCs
+    already admitted finish (within _SHUTDOWN_GRACE_SECONDS) before the
+    models unload.
+
+    Args:
+      keep_grpc_port: leave the gRPC server running (refusing every RPC) for
+        a process that exits right after: grpcio's own stop cancels the RPCs
+        that arrived but were not yet handed to a handler, whose clients then
+        see CANCELLED (grpc/grpc#41785), while the process's exit closes the
+        connections, which a client sees as UNAVAILABLE. False (tests, an
+        embedding program): stop it, freeing the port.
+    """
     self._stopped.set()
+    if self._server_core is not None:
+      # Not ready from here on: V2 readiness and the health service say so
+      # while in-flight requests finish.
+      self._server_core.begin_shutdown()
+    self._grpc_drain.start_draining()
     if self._health is not None:
       self._health.enter_graceful_shutdown()  # Health checks: NOT_SERVING.
-    grpc_stopped = None
-    if self._grpc_server is not None:
-      # Refuses new RPCs at once; in-flight ones get the grace period, which
-      # runs while REST drains below.
-      grpc_stopped = self._grpc_server.stop(grace=_SHUTDOWN_GRACE_SECONDS)
-      self._grpc_server = None
     if self._http_server is not None:
       self._http_server.stop()
       self._http_server = None
-    if grpc_stopped is not None:
-      grpc_stopped.wait()
+    if self._grpc_server is not None:
+      if not self._grpc_drain.wait_for_in_flight(_SHUTDOWN_GRACE_SECONDS):
+        logging.warning("%d gRPC request(s) still running after %g s; "
+                        "stopping anyway.", self._grpc_drain.in_flight,
+                        _SHUTDOWN_GRACE_SECONDS)
+      if not keep_grpc_port:
+        self._grpc_server.stop(grace=_SHUTDOWN_GRACE_SECONDS).wait()
+        self._grpc_server = None
+      elif self._grpc_socket_path:
+        # New connections now fail at once; the process's exit closes the
+        # open ones. (A socket file left by a killed server is removed at
+        # start-up.)
+        try:
+          os.unlink(self._grpc_socket_path)
+        except OSError:
+          pass
+      self._grpc_socket_path = ""
     for stopper in self._background_stoppers:
       stopper()
     self._background_stoppers.clear()

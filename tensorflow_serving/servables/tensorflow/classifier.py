@@ -150,8 +150,8 @@ def post_process_classification_result(
         classes_proto.add(score=score)
 
 
-# run_classify(bundle, request, version, *, method_name_check=False) runs a
-# ClassificationRequest (util.ExampleApi.run).
+# run_classify(bundle, request, version, *, method_name_check=False,
+# deadline=None) runs a ClassificationRequest (util.ExampleApi.run).
 run_classify = util.ExampleApi("Classify", util.CLASSIFY_METHOD_NAME,
                                "classification",
                                classification_pb2.ClassificationResponse,

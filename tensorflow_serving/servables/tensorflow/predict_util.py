@@ -124,6 +124,20 @@ def _proto_to_array(signature: _Signature):
   return to_array
 
 
+def _array_input(signature: _Signature):
+  """Checker of inputs given already decoded, as arrays (dtype-checked as
+  TensorProtos are)."""
+
+  def to_array(alias: str, value: np.ndarray) -> np.ndarray:
+    expected = signature.input_dtypes[alias]
+    actual = tensor_codec.from_numpy_dtype(value.dtype)
+    if expected and actual != expected:
+      raise _type_mismatch(signature, alias, actual, expected)
+    return value
+
+  return to_array
+
+
 def _output_aliases(signature: _Signature,
                     output_filter: Sequence[str]) -> tuple[str, ...]:
   """The aliases to fetch: output_filter (checked) or all, check 6."""
@@ -143,7 +157,8 @@ def _output_aliases(signature: _Signature,
 
 def _run(bundle: saved_model_bundle.SavedModelBundle, signature: _Signature,
          feeds: list[np.ndarray], aliases: tuple[str, ...],
-         model_name: str) -> list[np.ndarray]:
+         model_name: str, version: Optional[int],
+         deadline: Optional[float]) -> list[np.ndarray]:
   if signature.unsupported:
     raise status.unimplemented(
         f"Signature {signature.name} cannot be run: {signature.unsupported}")
@@ -152,7 +167,8 @@ def _run(bundle: saved_model_bundle.SavedModelBundle, signature: _Signature,
   else:
     fetch_names = tuple(signature.output_names[a] for a in aliases)
   return util.run_and_record(bundle, model_name, "Predict",
-                             signature.feed_names, feeds, fetch_names)
+                             signature.feed_names, feeds, fetch_names,
+                             version, signature.name, deadline=deadline)
 
 
 def run_predict(
@@ -162,6 +178,8 @@ def run_predict(
     *,
     method_name_check: bool = False,
     tensor_content: bool = False,
+    inputs: Optional[Mapping[str, np.ndarray]] = None,
+    deadline: Optional[float] = None,
 ) -> predict_pb2.PredictResponse:
   """Runs a PredictRequest.
 
@@ -173,6 +191,12 @@ def run_predict(
     method_name_check: --enable_signature_method_name_check.
     tensor_content: --enable_serialization_as_tensor_content: outputs in
       tensor_content instead of the typed fields.
+    inputs: the input values already decoded (alias -> array), used instead
+      of request.inputs (the V2 protocol's tensors arrive as raw bytes, and
+      a TensorProto round trip would copy them twice more). The same checks
+      apply, in the same order.
+    deadline: the request's deadline (time.monotonic() seconds), which
+      bounds the model run; None: none.
 
   Returns:
     The response, with model_spec {name, version, signature_name}.
@@ -183,9 +207,14 @@ def run_predict(
   """
   signature_name = util.signature_name_of(request.model_spec)
   signature = get_predict_signature(bundle, signature_name, method_name_check)
-  feeds = _collect_feeds(signature, request.inputs, _proto_to_array(signature))
+  if inputs is None:
+    feeds = _collect_feeds(signature, request.inputs,
+                           _proto_to_array(signature))
+  else:
+    feeds = _collect_feeds(signature, inputs, _array_input(signature))
   aliases = _output_aliases(signature, request.output_filter)
-  outputs = _run(bundle, signature, feeds, aliases, request.model_spec.name)
+  outputs = _run(bundle, signature, feeds, aliases, request.model_spec.name,
+                 servable_version, deadline)
 
   response = predict_pb2.PredictResponse()
   util.make_model_spec(response.model_spec, request.model_spec.name,

@@ -74,7 +74,10 @@ class PredictTest(parameterized.TestCase):
     self.assertEqual(y.tensor_content, b"")
 
   def test_runtime_latency_recorded(self):
-    cell = metrics.RUNTIME_LATENCY.get_cell("half", "Predict", "TF1")
+    # Labelled with the version and the signature that ran (not in
+    # upstream).
+    cell = metrics.RUNTIME_LATENCY.get_cell("half", "Predict", "TF1", "7",
+                                            "serving_default")
     before = cell.snapshot()[2]
     self._predict("tf1", _request(x=np.array([[1.0]], np.float32)))
     self.assertEqual(cell.snapshot()[2], before + 1)
@@ -123,6 +126,24 @@ class PredictTest(parameterized.TestCase):
         status.Code.FAILED_PRECONDITION, "", kind,
         _request("nope", x=np.zeros((1, 1), np.float32)))
     self.assertEqual(message, 'Serving signature key "nope" not found.')
+
+  @parameterized.parameters(*_KINDS)
+  def test_inputs_given_as_arrays(self, kind):
+    # The V2 protocol's path: the same result and the same checks, with the
+    # inputs decoded already and request.inputs left empty.
+    request = _request("sum_and_diff")
+    response = self._predict(
+        kind, request, inputs={"a": np.array([3.0], np.float32),
+                               "b": np.array([1.0], np.float32)})
+    self.assertEqual(tf.make_ndarray(response.outputs["sum"]).tolist(), [4.0])
+    message = self._assert_error(
+        status.Code.INVALID_ARGUMENT, "", kind, request,
+        inputs={"a": np.array([3.0], np.float32)})
+    self.assertIn("Missing but required: {b}.", message)
+    self._assert_error(
+        status.Code.INVALID_ARGUMENT,
+        "Expects arg[0] to be float but double is provided", kind,
+        _request(), inputs={"x": np.ones((1, 1), np.float64)})
 
   @parameterized.parameters(*_KINDS)
   def test_missing_input(self, kind):

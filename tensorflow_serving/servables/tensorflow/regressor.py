@@ -99,7 +99,8 @@ def post_process_regression_result(
 
 
 # Regress, the tf.Example API with one float per example: run_regress(bundle,
-# request, version, *, method_name_check=False) (util.ExampleApi.run).
+# request, version, *, method_name_check=False, deadline=None)
+# (util.ExampleApi.run).
 run_regress = util.ExampleApi(
     "Regress", util.REGRESS_METHOD_NAME, "regression",
     regression_pb2.RegressionResponse, pre_process_regression,

@@ -14,6 +14,29 @@ run takes microseconds, the hand-off and the pool's spinning threads cost
 several times the run itself (docs/performance.md). Each op still uses the
 intra-op pool, and concurrent requests still run in parallel.
 
+Deadlines. run(deadline=...) bounds the TensorFlow run by the request's
+deadline, as upstream sets RunOptions.timeout_in_ms from the gRPC deadline
+or --rest_api_timeout_in_ms: when it passes, TensorFlow cancels the run
+(its loops and queues check the step's cancellation) and the call fails
+with DEADLINE_EXCEEDED. TensorFlow only honours the timeout when the run
+is handed to a thread pool, never for a run in the calling thread (measured:
+a 300 ms timeout on a run in the caller's thread does nothing); so a run
+with a deadline is a "timed" run (a TF_SessionRun with per-call RunOptions:
+timeout_in_ms, the session's inter-op pool), which costs the pool hand-off
+(about 15-20 us of CPU, docs/performance.md). To keep that off the common
+path, each prepared callable learns how long its runs take (_RunPath): once
+16 of its runs took under 1 ms each and no untimed run used 20 ms of CPU
+or more, a call whose deadline is at least 100 ms away runs in the calling
+thread, untimed, as before (such a run cannot outlive that deadline); every
+other call with a deadline is timed. One untimed run of 20 ms or more makes
+every later call with a deadline on that callable timed, for good (measured
+in the calling thread's CPU time, which waits for the interpreter lock or a
+core on a busy machine do not inflate; see _RunPath). What this does not bound: on a
+callable proven fast, the first run that turns out slow (a model whose cost
+depends on its input) is not cut off; the ones after it are. With an
+inter-op pool configured (runs_in_caller_thread() false) every call with a
+deadline is timed: the hand-off is paid anyway.
+
 SavedModelBundle.run() is the model-run step: tensor names and arrays in,
 arrays out, nothing else. Predict, Classify, Regress and MultiInference all go
 through it. Batching is decided when the bundle is built: given a `batcher`,
@@ -27,8 +50,10 @@ signature_defs that a TF1 session runs, which is how upstream serves them.
 """
 
 import dataclasses
+import math
 import os
 import threading
+import time
 from typing import Callable, Mapping, Optional, Sequence
 
 import numpy as np
@@ -36,6 +61,7 @@ import tensorflow as tf
 
 from tensorflow.core.protobuf import config_pb2
 from tensorflow.core.protobuf import meta_graph_pb2
+from tensorflow.python.client import pywrap_tf_session
 from tensorflow.python.saved_model import loader_impl
 from tensorflow_serving.servables.tensorflow import batching_session
 from tensorflow_serving.servables.tensorflow import util
@@ -137,8 +163,66 @@ Batcher = Callable[[batching_session.BundleRunFn],
                    batching_session.BatchingRunner]
 
 
+class _RunPath:
+  """Decides, per call with a deadline, between an untimed and a timed run.
+
+  See the module doc ("Deadlines"). Fed with every run's duration, from any
+  thread; the counters are updated without a lock (a lost update only
+  delays or hastens the switch by a run).
+
+  An untimed run is measured in the CPU time of the calling thread, which
+  runs its ops (and takes its share of an op split over the intra-op pool,
+  so that it keeps pace with the run's wall time): unlike wall time, it does
+  not grow while the thread waits for the interpreter lock or for a core on
+  a loaded machine, so a busy server does not mistake a fast model for a
+  slow one. A timed run's ops run on the pool, so it is measured in wall
+  time, and only ever counts as fast (it is bounded anyway).
+  """
+
+  # A run shorter than this counts as fast; at 1 ms the timed run's
+  # hand-off (15-40 us) would cost a few percent of a run.
+  FAST_RUN_SECONDS = 0.001
+  # An untimed run using this much CPU or more makes the callable's calls
+  # with a deadline timed for good (well below the margin below).
+  SLOW_RUN_SECONDS = 0.02
+  # Fast runs (in all) before calls with a deadline may run untimed.
+  PROVEN_RUNS = 16
+  # A call whose deadline is nearer than this is timed whatever the history:
+  # an untimed run shorter than SLOW_RUN_SECONDS cannot outlive it.
+  MIN_UNTIMED_REMAINING_SECONDS = 0.1
+
+  __slots__ = ("fast_runs", "slow")
+
+  def __init__(self) -> None:
+    self.fast_runs = 0
+    self.slow = False
+
+  def untimed_run(self, cpu_seconds: float) -> None:
+    """Notes the CPU time one untimed run took on its thread."""
+    if cpu_seconds < self.FAST_RUN_SECONDS:
+      self.fast_runs += 1
+    elif cpu_seconds >= self.SLOW_RUN_SECONDS:
+      self.slow = True
+
+  def timed_run(self, seconds: float) -> None:
+    """Notes the wall time one timed run took."""
+    if seconds < self.FAST_RUN_SECONDS:
+      self.fast_runs += 1
+
+  def timed(self, remaining: float) -> bool:
+    """True: run with a timeout; False: run in the calling thread, untimed
+    (the callable's runs are short, and the deadline is far)."""
+    return (self.slow or self.fast_runs < self.PROVEN_RUNS or
+            remaining < self.MIN_UNTIMED_REMAINING_SECONDS)
+
+
 class _Runner:
-  """A callable for one feed/fetch set; fetches duplicate names only once."""
+  """A callable for one feed/fetch set; fetches duplicate names only once.
+
+  run(feeds) runs it untimed; run_before(feeds, deadline, ...) runs the same
+  feeds and fetches so that the run stops at the deadline (see the module
+  doc).
+  """
 
   def __init__(self, session: tf.compat.v1.Session, feed_names: Sequence[str],
                fetch_names: Sequence[str], in_caller_thread: bool) -> None:
@@ -150,11 +234,79 @@ class _Runner:
     # pylint: disable=protected-access
     self.call = session._make_callable_from_options(options)
     # pylint: enable=protected-access
+    self.session = session
+    self.feed_names = tuple(feed_names)
+    self.unique_fetch_names = tuple(unique)
+    # The TF_Outputs of the timed run, made on its first use.
+    self._timed_args: Optional[tuple[list, list]] = None
+    self.path = _RunPath()
     if len(unique) == len(fetch_names):
       self.gather = None
     else:
       position = {n: i for i, n in enumerate(unique)}
       self.gather = [position[n] for n in fetch_names]
+
+  def run(self, feeds: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Runs untimed, noting the CPU time the run took."""
+    start = time.thread_time_ns()
+    try:
+      return self.call(*feeds)
+    finally:
+      self.path.untimed_run((time.thread_time_ns() - start) * 1e-9)
+
+  def run_before(self, feeds: Sequence[np.ndarray], deadline: float,
+                 untimed_allowed: bool) -> list[np.ndarray]:
+    """Runs so that the run stops at `deadline` (see the module doc).
+
+    untimed_allowed: the callable runs in the calling thread, so a run
+    proven fast may skip the timeout (with an inter-op pool, the timeout
+    costs nothing and every run gets it).
+    """
+    start = time.monotonic()
+    remaining = deadline - start
+    if untimed_allowed and not self.path.timed(remaining):
+      return self.run(feeds)
+    if remaining <= 0:
+      raise status.deadline_exceeded(
+          "Deadline exceeded before the model run started")
+    first = self._timed_args is None
+    try:
+      return self._call_timed(feeds, math.ceil(remaining * 1000))
+    finally:
+      # The first timed run also builds TensorFlow's executors for it: its
+      # time says nothing about the model.
+      if not first:
+        self.path.timed_run(time.monotonic() - start)
+
+  def _call_timed(self, feeds: Sequence[np.ndarray],
+                  timeout_ms: int) -> list[np.ndarray]:
+    """Runs with RunOptions.timeout_in_ms on the session's inter-op pool.
+
+    The callable's RunOptions are fixed when it is made, so this goes
+    through TF_SessionRun, whose RunOptions are per call (the same C++
+    Session::Run: feeds are not checked against static shapes either).
+    TensorFlow makes (and keeps) a second set of executors for it.
+    """
+    args = self._timed_args
+    if args is None:
+      graph = self.session.graph
+      # pylint: disable=protected-access
+      args = ([graph.get_tensor_by_name(n)._as_tf_output()
+               for n in self.feed_names],
+              [graph.get_tensor_by_name(n)._as_tf_output()
+               for n in self.unique_fetch_names])
+      # pylint: enable=protected-access
+      self._timed_args = args
+    feed_outputs, fetch_outputs = args
+    run_options = pywrap_tf_session.TF_NewBufferFromString(
+        config_pb2.RunOptions(timeout_in_ms=timeout_ms).SerializeToString())
+    try:
+      # pylint: disable=protected-access
+      return self.session._call_tf_sessionrun(
+          run_options, dict(zip(feed_outputs, feeds)), fetch_outputs, [], None)
+      # pylint: enable=protected-access
+    finally:
+      pywrap_tf_session.TF_DeleteBuffer(run_options)
 
 
 class SavedModelBundle:
@@ -228,7 +380,8 @@ class SavedModelBundle:
     return runner
 
   def run(self, feed_names: tuple[str, ...], feeds: Sequence[np.ndarray],
-          fetch_names: tuple[str, ...]) -> list[np.ndarray]:
+          fetch_names: tuple[str, ...],
+          deadline: Optional[float] = None) -> list[np.ndarray]:
     """Runs the graph: the model-run step every API goes through.
 
     Args:
@@ -236,25 +389,32 @@ class SavedModelBundle:
       feeds: the arrays, fed as they are (no shape check against the graph's
         placeholders, as upstream).
       fetch_names: tensor names to fetch (repeats allowed).
+      deadline: the request's absolute deadline (time.monotonic() seconds),
+        or None; the run is cut off when it passes (see the module doc).
 
     Returns:
       One array per fetch name, in order.
 
     Raises:
-      ServingError: with TensorFlow's code and message when the run fails;
-        with batching, also the batching errors (a full queue: UNAVAILABLE).
+      ServingError: with TensorFlow's code and message when the run fails
+        (DEADLINE_EXCEEDED when the deadline cut it off); with batching,
+        also the batching errors (a full queue: UNAVAILABLE).
     """
     batched = self._batched_run
     if batched is not None:
-      return batched(feed_names, feeds, fetch_names)
-    return self._run_now(feed_names, feeds, fetch_names)
+      return batched(feed_names, feeds, fetch_names, deadline)
+    return self._run_now(feed_names, feeds, fetch_names, deadline)
 
   def _run_now(self, feed_names: tuple[str, ...], feeds: Sequence[np.ndarray],
-               fetch_names: tuple[str, ...]) -> list[np.ndarray]:
+               fetch_names: tuple[str, ...],
+               deadline: Optional[float] = None) -> list[np.ndarray]:
     """run() without batching (what a batch thread calls with a batch)."""
     try:
       runner = self._runner(feed_names, fetch_names)
-      outputs = runner.call(*feeds)
+      if deadline is None:
+        outputs = runner.run(feeds)
+      else:
+        outputs = runner.run_before(feeds, deadline, self.run_in_caller_thread)
     except tf.errors.OpError as e:
       message = e.message
       if (isinstance(e, tf.errors.InvalidArgumentError) and

@@ -4,6 +4,7 @@ import dataclasses
 import threading
 from typing import Mapping, Optional
 
+import numpy as np
 from google.protobuf import any_pb2
 from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import classification_pb2
@@ -80,17 +81,28 @@ class SavedModelServable(servable.Servable):
         signature_name or util.DEFAULT_SERVING_SIGNATURE_DEF_KEY)
     return None if signature is None else signature.signature_def.inputs
 
-  # `deadline` is accepted and not yet used: the TensorFlow run is not
-  # bounded by it (see servable.py).
+  def get_signature_outputs(
+      self, signature_name: str
+  ) -> Optional[Mapping[str, meta_graph_pb2.TensorInfo]]:
+    signature = self._bundle.signatures.get(
+        signature_name or util.DEFAULT_SERVING_SIGNATURE_DEF_KEY)
+    return None if signature is None else signature.signature_def.outputs
 
-  def predict(self,
-              request: predict_pb2.PredictRequest,
-              *,
-              tensor_content: bool = False,
-              deadline: Optional[float] = None) -> predict_pb2.PredictResponse:
+  # `deadline` bounds the TensorFlow run (SavedModelBundle.run: when it
+  # passes, the run is cancelled and the call is DEADLINE_EXCEEDED).
+
+  def predict(
+      self,
+      request: predict_pb2.PredictRequest,
+      *,
+      tensor_content: bool = False,
+      deadline: Optional[float] = None,
+      inputs: Optional[Mapping[str, np.ndarray]] = None
+  ) -> predict_pb2.PredictResponse:
     return predict_util.run_predict(
         self._bundle, request, self._id.version,
-        method_name_check=self._check, tensor_content=tensor_content)
+        method_name_check=self._check, tensor_content=tensor_content,
+        deadline=deadline, inputs=inputs)
 
   def classify(
       self,
@@ -99,7 +111,8 @@ class SavedModelServable(servable.Servable):
       deadline: Optional[float] = None
   ) -> classification_pb2.ClassificationResponse:
     return classifier.run_classify(
-        self._bundle, request, self._id.version, method_name_check=self._check)
+        self._bundle, request, self._id.version, method_name_check=self._check,
+        deadline=deadline)
 
   def regress(
       self,
@@ -107,7 +120,8 @@ class SavedModelServable(servable.Servable):
       *,
       deadline: Optional[float] = None) -> regression_pb2.RegressionResponse:
     return regressor.run_regress(
-        self._bundle, request, self._id.version, method_name_check=self._check)
+        self._bundle, request, self._id.version, method_name_check=self._check,
+        deadline=deadline)
 
   def multi_inference(
       self,
@@ -116,7 +130,8 @@ class SavedModelServable(servable.Servable):
       deadline: Optional[float] = None
   ) -> inference_pb2.MultiInferenceResponse:
     return multi_inference.run_multi_inference(
-        self._bundle, request, self._id.version, method_name_check=self._check)
+        self._bundle, request, self._id.version, method_name_check=self._check,
+        deadline=deadline)
 
   def get_model_metadata(
       self, request: get_model_metadata_pb2.GetModelMetadataRequest

@@ -104,12 +104,19 @@ def make_model_spec(out: model_pb2.ModelSpec, name: str,
 
 def run_and_record(bundle, model_name: str, api: str,
                    feed_names: tuple[str, ...], feeds: Sequence[np.ndarray],
-                   fetch_names: tuple[str, ...]) -> list[np.ndarray]:
-  """bundle.run(), with its wall time added to runtime_latency{model, api}."""
+                   fetch_names: tuple[str, ...], version: Optional[int] = None,
+                   signature_name: str = "",
+                   deadline: Optional[float] = None) -> list[np.ndarray]:
+  """bundle.run(), with its wall time added to runtime_latency{model_name,
+  API, runtime, version, signature} (version "" when unknown).
+
+  `deadline` (time.monotonic() seconds, or None) bounds the run.
+  """
   start = time.perf_counter()
-  outputs = bundle.run(feed_names, feeds, fetch_names)
-  metrics.record_runtime_latency(model_name, api,
-                                 (time.perf_counter() - start) * 1e6)
+  outputs = bundle.run(feed_names, feeds, fetch_names, deadline)
+  metrics.record_runtime_latency(
+      model_name, api, (time.perf_counter() - start) * 1e6,
+      "" if version is None else str(version), signature_name)
   return outputs
 
 
@@ -168,7 +175,8 @@ class ExampleApi:
   post_process: Callable[..., None]
 
   def run(self, bundle, request: Any, servable_version: Optional[int], *,
-          method_name_check: bool = False) -> Any:
+          method_name_check: bool = False,
+          deadline: Optional[float] = None) -> Any:
     """Runs `request` on `bundle`; the response echoes name, signature and
     version.
 
@@ -177,6 +185,8 @@ class ExampleApi:
       request: a ClassificationRequest or RegressionRequest.
       servable_version: the version served, echoed in the response.
       method_name_check: --enable_signature_method_name_check.
+      deadline: the request's deadline (time.monotonic() seconds), which
+        bounds the model run; None: none.
 
     Raises:
       ServingError: INVALID_ARGUMENT with upstream's texts, or the run's
@@ -192,7 +202,8 @@ class ExampleApi:
                     model_spec.signature_name, servable_version)
     examples = input_to_serialized_examples(request.input)
     outputs = run_and_record(bundle, model_spec.name, self.api, (input_name,),
-                             [examples], tuple(output_names))
+                             [examples], tuple(output_names), servable_version,
+                             signature_name_of(model_spec), deadline=deadline)
     self.post_process(signature, len(examples), output_names, outputs,
                       response.result)
     return response

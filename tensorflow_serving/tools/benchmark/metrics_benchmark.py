@@ -1,16 +1,25 @@
 """Measures what recording one request's metrics costs: util/metrics' cells
-against prometheus_client's own labelled Counter and Histogram.
+against prometheus_client's own labelled Counter and Histogram, and the
+per-version labels against upstream's label sets.
 
-A served Predict records three figures: request_count{model_name, status}
-(a counter), request_latency{model_name, API, entrypoint} and
-runtime_latency{model_name, API, runtime} (histograms with upstream's 33
-exponential buckets). This times exactly that, in process, both ways:
+A served Predict records three figures: request_count (a counter),
+request_latency and runtime_latency (histograms with upstream's 33
+exponential buckets). This times exactly that, in process:
 
-  util_metrics       metrics.record_request + metrics.record_runtime_latency
-                     (what the data plane and the servables call)
+  util_metrics       what the server does now: the data plane's label
+                     choice (the version's string, the signature checked
+                     against the servable, data_plane.signature_label) and
+                     metrics.record_request + metrics.record_runtime_latency
+                     with {model_name, status, API, entrypoint, version,
+                     signature} and {model_name, API, entrypoint|runtime,
+                     version, signature}
+  upstream_labels    the baseline: the same cells with upstream's labels
+                     only ({model_name, status}, {model_name, API,
+                     entrypoint}, {model_name, API, runtime}), as the server
+                     recorded before the version and signature labels
   prometheus_client  Counter.labels(...).inc() and two
-                     Histogram.labels(...).observe() with the same labels
-                     and buckets, on a registry of their own
+                     Histogram.labels(...).observe() with util_metrics'
+                     labels and buckets, on a registry of their own
 
 on one thread and on --threads threads at once (the server records from
 its gRPC and REST worker threads), best of interleaved rounds. The figures
@@ -31,6 +40,8 @@ from absl import flags
 from prometheus_client import registry as prometheus_registry
 import prometheus_client
 
+from tensorflow_serving.model_servers import data_plane
+from tensorflow_serving.servables.tensorflow import servable as servable_lib
 from tensorflow_serving.util import metrics
 from tensorflow_serving.util import status
 
@@ -52,11 +63,56 @@ def _inputs(n: int) -> list[tuple[str, status.Code, float]]:
            rng.lognormvariate(math.log(200), 0.6)) for _ in range(n)]
 
 
+class _Servable(servable_lib.Servable):
+  """A version with SavedModelServable's signature lookup (a dict); the rest
+  is never called."""
+
+  def __init__(self) -> None:
+    self._signatures = {"serving_default": {}, "classify_x_to_y": {}}
+
+  name = version = None
+  predict = classify = regress = multi_inference = get_model_metadata = None
+
+  def get_signature_inputs(self, signature_name):
+    return self._signatures.get(signature_name or "serving_default")
+
+
+_SERVABLE = _Servable()
+
+
 def _util_metrics() -> Callable[[str, status.Code, float], None]:
+  signature_label = data_plane.signature_label
+  servable = _SERVABLE
+  version_number = 4
 
   def record(model: str, code: status.Code, latency_us: float) -> None:
-    metrics.record_request(model, "Predict", metrics.GRPC, code, latency_us)
-    metrics.record_runtime_latency(model, "Predict", latency_us / 2)
+    # The data plane's part: the labels of the version that answered.
+    version = str(version_number)
+    signature = signature_label(servable, "")
+    metrics.record_request(model, version, signature, "Predict",
+                           metrics.GRPC, code, latency_us)
+    # The servable's part.
+    metrics.record_runtime_latency(model, "Predict", latency_us / 2, "4",
+                                   "serving_default")
+
+  return record
+
+
+def _upstream_labels() -> Callable[[str, status.Code, float], None]:
+  registry = metrics.Registry()
+  count = registry.register(metrics.Counter(
+      "/c", "", ("model_name", "status")))
+  latency = registry.register(metrics.Sampler(
+      "/l", "", ("model_name", "API", "entrypoint"), metrics.LATENCY_BUCKETS))
+  runtime = registry.register(metrics.Sampler(
+      "/r", "", ("model_name", "API", "runtime"), metrics.LATENCY_BUCKETS))
+  names = {code: code.name for code in status.Code}
+
+  def record(model: str, code: status.Code, latency_us: float) -> None:
+    count.get_cell(model, names[code]).increment_by(1)
+    if code == status.Code.OK:
+      latency.get_cell(model, "Predict", metrics.GRPC).add(latency_us)
+    runtime.get_cell(model, "Predict", "TF1").add(latency_us / 2)
 
   return record
 
@@ -66,20 +122,26 @@ def _prometheus_client() -> Callable[[str, status.Code, float], None]:
   buckets = list(metrics.LATENCY_BUCKETS) + [math.inf]
   count = prometheus_client.Counter(
       ":tensorflow:serving:request_count", "The total number of requests.",
-      ("model_name", "status"), registry=registry)
+      ("model_name", "status", "API", "entrypoint", "version", "signature"),
+      registry=registry)
   latency = prometheus_client.Histogram(
       ":tensorflow:serving:request_latency", "Request latency.",
-      ("model_name", "API", "entrypoint"), registry=registry, buckets=buckets)
+      ("model_name", "API", "entrypoint", "version", "signature"),
+      registry=registry, buckets=buckets)
   runtime = prometheus_client.Histogram(
       ":tensorflow:serving:runtime_latency", "Runtime latency.",
-      ("model_name", "API", "runtime"), registry=registry, buckets=buckets)
+      ("model_name", "API", "runtime", "version", "signature"),
+      registry=registry, buckets=buckets)
   names = {code: code.name for code in status.Code}
 
   def record(model: str, code: status.Code, latency_us: float) -> None:
-    count.labels(model, names[code]).inc()
+    count.labels(model, names[code], "Predict", "GRPC", "4",
+                 "serving_default").inc()
     if code == status.Code.OK:
-      latency.labels(model, "Predict", "GRPC").observe(latency_us)
-    runtime.labels(model, "Predict", "TF1").observe(latency_us / 2)
+      latency.labels(model, "Predict", "GRPC", "4",
+                     "serving_default").observe(latency_us)
+    runtime.labels(model, "Predict", "TF1", "4",
+                   "serving_default").observe(latency_us / 2)
 
   return record
 
@@ -114,6 +176,7 @@ def main(argv: Sequence[str]) -> None:
   del argv
   inputs = _inputs(_CALLS.value)
   variants = {"util_metrics": _util_metrics(),
+              "upstream_labels": _upstream_labels(),
               "prometheus_client": _prometheus_client()}
   best = {(name, mode): math.inf for name in variants for mode in (1, 2)}
   for _ in range(_ROUNDS.value):
@@ -125,13 +188,13 @@ def main(argv: Sequence[str]) -> None:
         f"{f'{_THREADS.value} threads us/req':>19}")
   for name in variants:
     print(f"{name:<20}{best[name, 1] * 1e6:>17.2f}{best[name, 2] * 1e6:>19.2f}")
-  base = "util_metrics"
-  for mode, label in ((1, "1 thread"), (2, f"{_THREADS.value} threads")):
-    print(f"prometheus_client / util_metrics, {label}: "
-          f"{best['prometheus_client', mode] / best[base, mode]:.2f}x "
-          f"(+{(best['prometheus_client', mode] - best[base, mode]) * 1e6:.2f}"
-          " us per request)")
-
+  for other, base in (("util_metrics", "upstream_labels"),
+                      ("prometheus_client", "util_metrics")):
+    for mode, label in ((1, "1 thread"), (2, f"{_THREADS.value} threads")):
+      print(f"{other} / {base}, {label}: "
+            f"{best[other, mode] / best[base, mode]:.2f}x "
+            f"(+{(best[other, mode] - best[base, mode]) * 1e6:.2f}"
+            " us per request)")
 
 if __name__ == "__main__":
   app.run(main)

@@ -47,6 +47,8 @@ REQUIRED_PACKAGES = [
     "protobuf>=7.35.1,<8",
     # REST JSON bodies are parsed straight into arrays (util/json_tensor).
     "pysimdjson>=7,<8",
+    # --log_format=json (model_servers/log_format).
+    "python-json-logger>=3.1,<5",
     f"tensorflow-cpu>=2.21,<3; {_X86}",
     'uvloop>=0.21,<1; sys_platform != "win32"',
     f"tensorflow>=2.21,<3; {_NOT_X86}",
