@@ -34,11 +34,10 @@ from tensorflow_serving.util import memory_budget as memory_budget_lib
 from tensorflow_serving.util import metrics
 from tensorflow_serving.util import status
 
-# Bytes charged per byte of message: the parsed proto, the arrays decoded
-# from it, and TensorFlow's copy of the inputs.
-DECODE_FACTOR = 3
-# How long a large request waits for room in the budget.
-WAIT_SECONDS = 0.5
+# Bytes charged per byte of message, and how long a large request waits for
+# room: the same for every transport (util/memory_budget.py).
+DECODE_FACTOR = memory_budget_lib.DECODE_FACTOR
+WAIT_SECONDS = memory_budget_lib.WAIT_SECONDS
 
 
 class _Admitted:

@@ -111,7 +111,10 @@ class HttpRestApiHandler:
 
   def process_request(self, http_method: str, path: str, body: bytes,
                       context: data_plane_lib.RequestContext,
-                      content_encoding: str = "") -> RestResult:
+                      content_encoding: str = "",
+                      body_budget: Optional[
+                          http_rest_api_util.BodyBudget] = None
+                     ) -> RestResult:
     """Runs one /v1 request; never raises (errors are in the result).
 
     Args:
@@ -121,6 +124,10 @@ class HttpRestApiHandler:
       context: the request's context (entrypoint REST, its deadline); the
         API label is set here, from the URL.
       content_encoding: the Content-Encoding header ("" for none).
+      body_budget: the body's size limit and its share of the memory
+        budget, charged here for inflating and decoding it (the caller
+        releases it once the answer is sent); None: the default limit, no
+        budget.
     """
     info = http_rest_api_util.ModelInfo()
     try:
@@ -128,7 +135,7 @@ class HttpRestApiHandler:
       context = context.for_api(info.method)
       call = self._prepare(
           http_method, path, info,
-          http_rest_api_util.decompress(body, content_encoding))
+          http_rest_api_util.read_body(body, content_encoding, body_budget))
     except Exception as e:  # pylint: disable=broad-except
       error = _unexpected(e, f"{http_method} {path}")
       self._data_plane.count_refused(context, info.model_name, error)

@@ -4,8 +4,9 @@ As upstream's model_servers/http_rest_api_util: the URL patterns and their
 parsing into model name / version / label / verb, the ModelSpec they make,
 the JSON that the status and metadata GETs return (protobuf's JSON with
 the proto field names and every field printed, as upstream prints them),
-and undoing a body's Content-Encoding (gzip or deflate, up to 100 MB
-inflated).
+and reading a body: its size limit (--rest_api_max_body_bytes), undoing its
+Content-Encoding (gzip or deflate) chunk by chunk, and charging what it
+holds to the server's memory budget (BodyBudget).
 """
 
 import dataclasses
@@ -20,6 +21,8 @@ from tensorflow_serving.apis import get_model_metadata_pb2
 from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.apis import model_pb2
 from tensorflow_serving.model_servers import get_model_status_impl
+from tensorflow_serving.util import memory_budget as memory_budget_lib
+from tensorflow_serving.util import metrics
 from tensorflow_serving.util import status
 from tensorflow_serving.util import status_util
 
@@ -39,8 +42,13 @@ CORS_HEADERS = (
     ("Access-Control-Allow-Headers", "Content-Type"),
 )
 
-# Upstream's gzip limit on a decompressed request body.
-MAX_UNCOMPRESSED_BYTES = 100 * 1024 * 1024
+# --rest_api_max_body_bytes' default: upstream's limit on a decompressed
+# request body (net_http's ZLib::kMaxUncompressedBytes), here applied to the
+# body as received too (upstream reads a plain body of any size whole).
+DEFAULT_MAX_BODY_BYTES = 100 * 1024 * 1024
+MAX_UNCOMPRESSED_BYTES = DEFAULT_MAX_BODY_BYTES  # The old name.
+# Bytes inflated per step: each step is charged to the budget before it runs.
+_INFLATE_CHUNK_BYTES = 1 << 20
 
 _INT64_MAX = 2**63 - 1
 _METADATA_SIGNATURE_DEF = "signature_def"
@@ -199,12 +207,122 @@ def model_metadata_to_json(
           "}\n}\n")
 
 
-def decompress(body: bytes, encoding: str) -> bytes:
-  """Undoes Content-Encoding gzip/deflate, refusing bombs over 100 MB.
+class BodyTooLargeError(status.ServingError):
+  """RESOURCE_EXHAUSTED: a body (as received or inflated) over
+  --rest_api_max_body_bytes; the REST server answers it 413."""
+
+  def __init__(self, what: str, max_bytes: int) -> None:
+    super().__init__(
+        status.Code.RESOURCE_EXHAUSTED,
+        f"The request body {what} exceeds the limit of {max_bytes} bytes "
+        "(--rest_api_max_body_bytes)")
+
+
+class BodyBudget:
+  """One REST request's share of the server's memory budget, and its limit.
+
+  The body is charged three times over its life, all to one Reservation:
+  as it is received (by the HTTP server, a chunk at a time), as it is
+  inflated (each chunk before zlib writes it), and for decoding
+  (memory_budget.DECODE_FACTOR times the JSON, the arrays decoded from it,
+  as the gRPC side charges a message). Nothing is charged until the total
+  reaches the budget's min_charge_bytes (then all of it at once), so small
+  requests cost no lock. release() gives everything back (idempotent), once
+  the request is answered.
+
+  Thread-compatible: used by one thread at a time (the event loop while the
+  body arrives, then the thread that handles the request).
+  """
+
+  __slots__ = ("max_bytes", "_budget", "_reservation", "_total",
+               "_wait_seconds")
+
+  def __init__(self, budget: Optional[memory_budget_lib.MemoryBudget],
+               max_bytes: int = DEFAULT_MAX_BODY_BYTES,
+               wait_seconds: float = memory_budget_lib.WAIT_SECONDS) -> None:
+    self.max_bytes = max_bytes
+    self._budget = budget
+    self._reservation: Optional[memory_budget_lib.Reservation] = None
+    self._total = 0  # Bytes counted, charged or not yet.
+    self._wait_seconds = wait_seconds
+
+  @property
+  def charged(self) -> int:
+    """Bytes held in the budget now."""
+    return self._reservation.nbytes if self._reservation is not None else 0
+
+  def _owed(self, nbytes: int) -> int:
+    """Counts nbytes; what must be charged now (0 below min_charge)."""
+    self._total += nbytes
+    budget = self._budget
+    if budget is None or self._total < budget.min_charge_bytes:
+      return 0
+    if self._reservation is None:
+      self._reservation = memory_budget_lib.Reservation(budget, 0)
+      return self._total
+    return nbytes
+
+  def try_add(self, nbytes: int) -> bool:
+    """Charges nbytes if there is room now (never waits; the event loop's).
+    False: nothing charged, and the bytes are not counted."""
+    owed = self._owed(nbytes)
+    if not owed or self._reservation.try_grow(owed):
+      return True
+    self._total -= nbytes
+    return False
+
+  def add(self, nbytes: int, timeout: Optional[float] = None) -> None:
+    """Charges nbytes, waiting up to `timeout` (default: the budget's wait,
+    0.5 s) for room.
+
+    Raises:
+      ServingError: RESOURCE_EXHAUSTED if no room came in time.
+    """
+    owed = self._owed(nbytes)
+    if owed:
+      try:
+        self._reservation.grow(
+            owed, self._wait_seconds if timeout is None else timeout,
+            metrics.REST)
+      except status.ServingError:
+        self._total -= nbytes
+        raise
+
+  def release(self) -> None:
+    if self._reservation is not None:
+      self._reservation.release()
+
+
+def read_body(body: bytes, encoding: str,
+              body_budget: Optional[BodyBudget] = None) -> bytes:
+  """The body ready to decode: inflated, and charged for decoding.
+
+  Inflates gzip/deflate a chunk at a time, charging each chunk to the
+  budget before zlib writes it, so that a bomb never holds more than its
+  limit (or than the budget gives it); then charges DECODE_FACTOR x the
+  result for decoding it.
+
+  Raises:
+    ServingError: BodyTooLargeError (RESOURCE_EXHAUSTED, answered 413) over
+      the limit; RESOURCE_EXHAUSTED when the budget stays full;
+      UNIMPLEMENTED for another encoding; INVALID_ARGUMENT for a corrupt
+      body.
+  """
+  if body_budget is None:
+    body_budget = BodyBudget(None)
+  data = decompress(body, encoding, body_budget)
+  body_budget.add(memory_budget_lib.DECODE_FACTOR * len(data))
+  return data
+
+
+def decompress(body: bytes, encoding: str,
+               body_budget: Optional[BodyBudget] = None) -> bytes:
+  """Undoes Content-Encoding gzip/deflate, a chunk at a time (see read_body).
 
   Raises:
     ServingError: UNIMPLEMENTED for another encoding; INVALID_ARGUMENT for a
-      corrupt body or one that inflates beyond MAX_UNCOMPRESSED_BYTES.
+      corrupt body; BodyTooLargeError when it inflates beyond the limit;
+      RESOURCE_EXHAUSTED when the budget stays full.
   """
   encoding = encoding.strip().lower()
   if not encoding or encoding == "identity":
@@ -215,14 +333,29 @@ def decompress(body: bytes, encoding: str) -> bytes:
     wbits = zlib.MAX_WBITS
   else:
     raise status.unimplemented(f"Unsupported Content-Encoding: {encoding}")
+  if body_budget is None:
+    body_budget = BodyBudget(None)
+  limit = body_budget.max_bytes
   decompressor = zlib.decompressobj(wbits)
+  chunks = []
+  size = 0
+  pending = body
   try:
-    data = decompressor.decompress(body, MAX_UNCOMPRESSED_BYTES + 1)
+    while True:
+      step = min(_INFLATE_CHUNK_BYTES, limit + 1 - size)
+      body_budget.add(step)
+      chunk = decompressor.decompress(pending, step)
+      pending = decompressor.unconsumed_tail
+      size += len(chunk)
+      if size > limit:
+        raise BodyTooLargeError("once inflated", limit)
+      chunks.append(chunk)
+      if decompressor.eof or (not pending and len(chunk) < step):
+        break
   except zlib.error as e:
     raise status.invalid_argument(
         f"Failed to decompress the request body ({encoding}): {e}") from None
-  if len(data) > MAX_UNCOMPRESSED_BYTES or decompressor.unconsumed_tail:
-    raise status.invalid_argument(
-        "Uncompressed request body exceeds the limit of "
-        f"{MAX_UNCOMPRESSED_BYTES} bytes")
-  return data
+  if len(chunks) == 1:
+    return chunks[0]
+  body_budget.add(size)  # The joined copy, while the chunks are still held.
+  return b"".join(chunks)

@@ -58,12 +58,14 @@ usual), closes the connections and stops the loop. Not restartable.
 import asyncio
 import collections
 import concurrent.futures
+import ctypes
 import dataclasses
 import email.utils
 import http
 import multiprocessing
 import re
 import socket
+import struct
 import threading
 import time
 from typing import Awaitable, Callable, Hashable, Optional, TypeVar, Union
@@ -82,6 +84,7 @@ from tensorflow_serving.model_servers import http_rest_api_util
 from tensorflow_serving.model_servers import prometheus_exporter
 from tensorflow_serving.model_servers import v2_http_rest_api_handler as v2_handler_lib
 from tensorflow_serving.util import json_tensor
+from tensorflow_serving.util import memory_budget as memory_budget_lib
 from tensorflow_serving.util import metrics
 from tensorflow_serving.util import proto_util
 from tensorflow_serving.util import status
@@ -89,7 +92,25 @@ from tensorflow_serving.util import status
 _ORIGIN_REGEX = re.compile(r"https?://.*", re.IGNORECASE)
 # On stop, requests in flight get this long to finish (as the gRPC side).
 _DRAIN_SECONDS = 10.0
-_SHUTDOWN_TIMEOUT_SECONDS = _DRAIN_SECONDS + 5.0
+# At the end of a drain, a connection with nothing in flight for this long
+# is closed; the last ones are closed (or left to the exit) after
+# _LINGER_SECONDS.
+_QUIET_SECONDS = 0.5
+_LINGER_SECONDS = 3.0
+_SHUTDOWN_TIMEOUT_SECONDS = _DRAIN_SECONDS + _LINGER_SECONDS + 5.0
+# Draining: new requests are answered 503 with this (as gRPC's UNAVAILABLE).
+SHUTTING_DOWN_MESSAGE = "The model server is shutting down"
+# Linux's SO_ATTACH_FILTER, and a classic BPF program for a listening TCP
+# socket that drops SYNs without ACK (new connections) and keeps the rest
+# (handshakes under way, which then complete): (code, jt, jf, k) each.
+_SO_ATTACH_FILTER = 26
+_DROP_NEW_CONNECTIONS = (
+    (0x30, 0, 0, 13),  # ldb [13]: the TCP header's flags
+    (0x54, 0, 0, 0x12),  # and #(SYN|ACK)
+    (0x15, 0, 1, 0x02),  # jeq #SYN: next (drop), else skip it
+    (0x06, 0, 0, 0),  # ret #0: drop
+    (0x06, 0, 0, 0xFFFFFFFF),  # ret #-1: keep
+)
 
 _HTTP_STATUS = {
     status.Code.OK: 200,
@@ -115,6 +136,8 @@ _REASONS = {499: "Client Closed Request"}
 _MAX_HEAD_BYTES = 1 << 20
 # Pipelined requests queued on one connection before it stops reading.
 _MAX_QUEUED = 16
+# V2 liveness and readiness probes, answered even while draining.
+_V2_HEALTH_PREFIX = v2_handler_lib.PATH_PREFIX + "/health/"
 # What a handler's call returns (RestResult, V2RestResult).
 _Result = TypeVar("_Result")
 
@@ -127,6 +150,32 @@ def default_num_threads() -> int:
 def to_http_status(code: status.Code) -> int:
   """The HTTP status upstream answers a canonical error code with."""
   return _HTTP_STATUS.get(code, 500)
+
+
+def http_status_of(error: status.ServingError) -> int:
+  """The HTTP status of an error: its code's (to_http_status), but 413 for
+  a body over --rest_api_max_body_bytes (RESOURCE_EXHAUSTED otherwise
+  answers 429)."""
+  if isinstance(error, http_rest_api_util.BodyTooLargeError):
+    return 413
+  return to_http_status(error.code)
+
+
+def _drop_new_connections(sock) -> bool:
+  """Makes a listening socket drop new connections' SYNs (Linux), so that
+  their clients retry and, once the process has exited, are refused, while
+  handshakes already under way complete and are answered. False where the
+  kernel does not support it."""
+  program = (ctypes.c_ubyte * (8 * len(_DROP_NEW_CONNECTIONS)))()
+  for i, (code, jt, jf, k) in enumerate(_DROP_NEW_CONNECTIONS):
+    struct.pack_into("HBBI", program, 8 * i, code, jt, jf, k)
+  fprog = struct.pack("HL", len(_DROP_NEW_CONNECTIONS),
+                      ctypes.addressof(program))
+  try:
+    sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, fprog)
+  except OSError:
+    return False
+  return True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,6 +195,8 @@ class HttpRestServerOptions:
     inline_max_micros: calls measured to run for less than this run on the
       event loop instead of the pool (see the module docstring); 0: every
       call on the pool.
+    max_body_bytes: the largest body, as received and once inflated; over
+      it: 413 [--rest_api_max_body_bytes].
   """
 
   num_threads: int = dataclasses.field(default_factory=default_num_threads)
@@ -154,6 +205,7 @@ class HttpRestServerOptions:
   monitoring_config: Optional[monitoring_config_pb2.MonitoringConfig] = None
   host: str = "0.0.0.0"
   inline_max_micros: int = 1000
+  max_body_bytes: int = http_rest_api_util.DEFAULT_MAX_BODY_BYTES
 
 
 class CallTimes:
@@ -217,12 +269,16 @@ class HttpRequest:
     path: the URL path as sent (still percent-encoded), without the query.
     headers: header names lower-cased -> values (the last of repeats).
     body: the body, de-chunked (Content-Encoding is the handler's).
+    body_budget: the body's limit and its share of the memory budget, for a
+      body large enough to charge or still to be inflated; else None. The
+      server releases it once the answer is written.
   """
 
   method: str
   path: str
   headers: dict[str, str]
   body: bytes
+  body_budget: Optional[http_rest_api_util.BodyBudget] = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -264,10 +320,46 @@ class _Date:
     return self._line
 
 
+class _Incoming:
+  """One request while it arrives: its body so far and what it holds in the
+  memory budget."""
+
+  __slots__ = ("body", "size", "budget", "owed", "charging", "refusal",
+               "pending")
+
+  def __init__(self) -> None:
+    self.body: list[bytes] = []
+    self.size = 0
+    self.budget: Optional[http_rest_api_util.BodyBudget] = None
+    self.owed = 0  # Bytes received while waiting for room, not charged yet.
+    self.charging = False  # Waiting for room in the budget (off the loop).
+    # The answer instead of the call (413, or 429 when the budget stayed
+    # full); its body is then dropped as it arrives.
+    self.refusal: Optional[HttpResponse] = None
+    self.pending: Optional["_Pending"] = None  # Once complete.
+
+
+class _Pending:
+  """A complete request waiting for its turn on its connection (and, while
+  `ready` is False, for its body's room in the memory budget)."""
+
+  __slots__ = ("request", "keep_alive", "ready", "response")
+
+  def __init__(self, request: HttpRequest, keep_alive: bool, ready: bool,
+               response: Optional[HttpResponse]) -> None:
+    self.request = request
+    self.keep_alive = keep_alive
+    self.ready = ready
+    self.response = response
+
+
 class _Connection(asyncio.Protocol):
   """One client connection: httptools parses, requests are answered in
-  order (pipelined ones wait in a queue; reading pauses while it is long or
-  the client does not read its answers). Runs on the loop thread only."""
+  order (pipelined ones wait in a queue; reading pauses while it is long,
+  while the client does not read its answers, or while a body waits for
+  room in the memory budget). Bodies are limited to max_body_bytes as they
+  arrive and charged to the memory budget a chunk at a time. Runs on the
+  loop thread only."""
 
   def __init__(self, server: "HttpRestServer") -> None:
     self._server = server
@@ -275,13 +367,17 @@ class _Connection(asyncio.Protocol):
     self._transport: Optional[asyncio.Transport] = None
     self._url = b""
     self._headers: dict[str, str] = {}
-    self._body: list[bytes] = []
+    self._message = _Incoming()
     self._head_bytes = 0
     self._in_message = False
-    self._queue: collections.deque = collections.deque()
+    self._queue: collections.deque[_Pending] = collections.deque()
     self._busy = False  # A request is being answered asynchronously.
-    self._closing = False  # Close once nothing is in flight.
-    self._paused = False
+    # Answers carry "Connection: close" (the server is draining).
+    self._closing = server._draining  # pylint: disable=protected-access
+    self._charging = 0  # Bodies waiting for room in the budget.
+    self._write_paused = False
+    self._read_paused = False
+    self.last_active = time.monotonic()
 
   # asyncio.Protocol
 
@@ -291,10 +387,17 @@ class _Connection(asyncio.Protocol):
 
   def connection_lost(self, exc: Optional[Exception]) -> None:
     self._transport = None
+    for pending in self._queue:
+      if pending.ready:  # Else its wait for room releases it.
+        _release(pending.request)
     self._queue.clear()
+    message = self._message
+    if message.budget is not None and not message.charging:
+      message.budget.release()
     self._server._connection_closed(self)  # pylint: disable=protected-access
 
   def data_received(self, data: bytes) -> None:
+    self.last_active = time.monotonic()
     try:
       self._parser.feed_data(data)
     except httptools.HttpParserUpgrade:
@@ -303,19 +406,19 @@ class _Connection(asyncio.Protocol):
       self._refuse(400)
 
   def pause_writing(self) -> None:
-    if self._transport is not None:
-      self._transport.pause_reading()
+    self._write_paused = True
+    self._update_reading()
 
   def resume_writing(self) -> None:
-    if self._transport is not None and not self._paused:
-      self._transport.resume_reading()
+    self._write_paused = False
+    self._update_reading()
 
   # httptools callbacks
 
   def on_message_begin(self) -> None:
     self._url = b""
     self._headers = {}
-    self._body = []
+    self._message = _Incoming()
     self._head_bytes = 0
     self._in_message = True
 
@@ -328,29 +431,113 @@ class _Connection(asyncio.Protocol):
     self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
 
   def on_headers_complete(self) -> None:
+    server = self._server
+    length = self._headers.get("content-length", "")
+    if length.isdigit() and int(length) > server.max_body_bytes:
+      # Its body is dropped as it arrives; the 413 comes in its turn.
+      self._message.refusal = server.too_large_response()
+      return
     if (self._headers.get("expect", "").lower() == "100-continue" and
         self._transport is not None):
       self._transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
   def on_body(self, body: bytes) -> None:
-    self._body.append(body)
+    message = self._message
+    if message.refusal is not None:
+      return
+    server = self._server
+    n = len(body)
+    message.size += n
+    if message.size > server.max_body_bytes:
+      self._refuse_body(message, server.too_large_response())
+      return
+    message.body.append(body)
+    if server.memory_budget is None:
+      return
+    if message.charging:
+      message.owed += n
+      return
+    if message.budget is None:
+      if message.size < server.memory_budget.min_charge_bytes:
+        return
+      message.budget = server.new_body_budget()
+      n = message.size
+    if not message.budget.try_add(n):
+      message.owed = n
+      message.charging = True
+      self._charging += 1
+      self._update_reading()
+      asyncio.ensure_future(self._wait_for_room(message))
 
   def on_message_complete(self) -> None:
     self._in_message = False
+    message = self._message
     url = self._url
     if not url.startswith(b"/"):  # absolute-form, "http://host/path?q"
       url = httptools.parse_url(url).path or b"/"
     path = url.split(b"?", 1)[0].decode("utf-8", "surrogateescape")
-    request = HttpRequest(self._parser.get_method().decode("ascii"), path,
-                          self._headers, b"".join(self._body))
-    item = (request, self._parser.should_keep_alive())
-    if self._busy or self._queue:
-      self._queue.append(item)
-      if len(self._queue) >= _MAX_QUEUED and not self._paused:
-        self._paused = True
-        self._transport.pause_reading()
-      return
-    self._serve(item)
+    headers = self._headers
+    budget = message.budget
+    if (budget is None and message.refusal is None and
+        (headers.get("content-encoding") or
+         message.size * memory_budget_lib.DECODE_FACTOR >=
+         self._server.min_charge_bytes)):
+      # To be inflated or decoded into enough to charge: the handler
+      # charges it.
+      budget = self._server.new_body_budget()
+    request = HttpRequest(
+        self._parser.get_method().decode("ascii"), path, headers,
+        b"".join(message.body) if message.refusal is None else b"", budget)
+    message.body = []
+    pending = _Pending(request, self._parser.should_keep_alive(),
+                       not message.charging, message.refusal)
+    message.pending = pending
+    self._queue.append(pending)
+    self._pump()
+
+  # the memory budget
+
+  async def _wait_for_room(self, message: _Incoming) -> None:
+    """Charges what a body received while the budget was full, waiting (off
+    the loop, first come first served with the gRPC side) up to the budget's
+    wait; refuses the request with RESOURCE_EXHAUSTED if no room comes."""
+    loop = asyncio.get_running_loop()
+    budget = message.budget
+    while True:
+      owed = message.owed
+      error = None
+      try:
+        await loop.run_in_executor(None, budget.add, owed)
+      except status.ServingError as e:
+        error = e
+      if message.refusal is not None or self._transport is None:
+        break
+      if error is not None:
+        message.refusal = self._server.error_response(error)
+        message.body = []
+        break
+      message.owed -= owed
+      if not message.owed:
+        break
+    message.charging = False
+    if message.refusal is not None or self._transport is None:
+      budget.release()
+    self._charging -= 1
+    pending = message.pending
+    if pending is not None:
+      if message.refusal is not None:
+        _release(pending.request)
+        pending.response = message.refusal
+      pending.ready = True
+      self._pump()
+    self._update_reading()
+
+  def _refuse_body(self, message: _Incoming, response: HttpResponse) -> None:
+    """Answers `response` instead of the request; drops its body."""
+    message.refusal = response
+    message.body = []
+    if message.budget is not None and not message.charging:
+      message.budget.release()
 
   # answering
 
@@ -359,51 +546,73 @@ class _Connection(asyncio.Protocol):
     if self._head_bytes > _MAX_HEAD_BYTES:
       raise httptools.HttpParserError("request head too large")
 
-  def _serve(self, item: tuple[HttpRequest, bool]) -> None:
-    while True:
-      request, keep_alive = item
-      try:
-        response = self._server._respond(request)  # pylint: disable=protected-access
-      except Exception:  # pylint: disable=broad-except
-        logging.exception("REST %s %s failed", request.method, request.path)
-        response = HttpResponse(500, b"", b"")
+  def _update_reading(self) -> None:
+    transport = self._transport
+    if transport is None:
+      return
+    pause = (self._write_paused or self._charging > 0 or
+             len(self._queue) >= _MAX_QUEUED)
+    if pause != self._read_paused:
+      self._read_paused = pause
+      if pause:
+        transport.pause_reading()
+      else:
+        transport.resume_reading()
+
+  def _pump(self) -> None:
+    """Answers the requests at the head of the queue that are ready, in
+    order, until one has to wait for the pool."""
+    server = self._server
+    queue = self._queue
+    while (not self._busy and queue and queue[0].ready and
+           self._transport is not None):
+      pending = queue.popleft()
+      response = pending.response
+      request = pending.request
+      if response is None:
+        if server._draining:  # pylint: disable=protected-access
+          response = server.refusal_while_draining(request)
+        if response is None:
+          try:
+            response = server._respond(request)  # pylint: disable=protected-access
+          except Exception:  # pylint: disable=broad-except
+            logging.exception("REST %s %s failed", request.method,
+                              request.path)
+            response = HttpResponse(500, b"", b"")
       if not isinstance(response, HttpResponse):
         self._busy = True
-        asyncio.ensure_future(self._serve_later(request, keep_alive, response))
-        return
-      self._write(request, keep_alive, response)
-      if not self._queue or self._transport is None:
+        server._in_flight += 1  # pylint: disable=protected-access
+        asyncio.ensure_future(self._serve_later(pending, response))
         break
-      item = self._queue.popleft()
-    self._maybe_resume()
+      self._write(pending, response)
+    self._update_reading()
 
-  async def _serve_later(self, request: HttpRequest, keep_alive: bool,
+  async def _serve_later(self, pending: _Pending,
                          response: Awaitable[HttpResponse]) -> None:
+    request = pending.request
     try:
       answer = await response
     except Exception:  # pylint: disable=broad-except
       logging.exception("REST %s %s failed", request.method, request.path)
       answer = HttpResponse(500, b"", b"")
     self._busy = False
+    self._server._in_flight -= 1  # pylint: disable=protected-access
     if self._transport is None:
+      _release(request)
       return
-    self._write(request, keep_alive, answer)
-    if self._queue and self._transport is not None:
-      self._serve(self._queue.popleft())
-    else:
-      self._maybe_resume()
+    self._write(pending, answer)
+    self._pump()
 
-  def _maybe_resume(self) -> None:
-    if self._paused and self._transport is not None and not self._queue:
-      self._paused = False
-      self._transport.resume_reading()
-
-  def _write(self, request: HttpRequest, keep_alive: bool,
-             response: HttpResponse) -> None:
+  def _write(self, pending: _Pending, response: HttpResponse) -> None:
+    request = pending.request
+    _release(request)
     transport = self._transport
     if transport is None:
       return
-    close = not keep_alive or (self._closing and not self._queue)
+    self.last_active = time.monotonic()
+    # A refused body's connection closes: its sender may be sending more.
+    close = (not pending.keep_alive or response.status == 413 or
+             (self._closing and not self._queue))
     head = b"".join((
         _status_line(response.status), response.headers,
         self._server._date.line(),  # pylint: disable=protected-access
@@ -423,16 +632,29 @@ class _Connection(asyncio.Protocol):
     if transport is None:
       return
     self._transport = None
+    for pending in self._queue:
+      if pending.ready:  # Else its wait for room releases it.
+        _release(pending.request)
     self._queue.clear()
     transport.write(_status_line(code) + self._server._date.line() +  # pylint: disable=protected-access
                     b"Content-Length: 0\r\nConnection: close\r\n\r\n")
     transport.close()
 
-  def close_when_idle(self) -> None:
-    """Stopping: closes now if nothing is in flight, else after it."""
+  # draining
+
+  def begin_closing(self) -> None:
+    """Draining: every answer from now on says "Connection: close". An idle
+    connection stays open (a request sent on it gets 503, not a reset)."""
     self._closing = True
-    if (self._transport is not None and not self._busy and not self._queue and
-        not self._in_message):
+
+  def is_quiet(self, now: float, quiet_seconds: float) -> bool:
+    """Nothing in flight, arriving or queued for quiet_seconds."""
+    return (self._transport is not None and not self._busy and
+            not self._queue and not self._in_message and
+            not self._charging and now - self.last_active >= quiet_seconds)
+
+  def close(self) -> None:
+    if self._transport is not None:
       self._transport.close()
       self._transport = None
 
@@ -440,6 +662,12 @@ class _Connection(asyncio.Protocol):
     if self._transport is not None:
       self._transport.abort()
       self._transport = None
+
+
+def _release(request: HttpRequest) -> None:
+  """Gives back what the request held in the memory budget."""
+  if request.body_budget is not None:
+    request.body_budget.release()
 
 
 class HttpRestServer:
@@ -450,8 +678,18 @@ class HttpRestServer:
   def __init__(self, data_plane: data_plane_lib.DataPlane,
                options: HttpRestServerOptions = HttpRestServerOptions(),
                v2_handler: Optional[
-                   v2_handler_lib.V2HttpRestApiHandler] = None) -> None:
+                   v2_handler_lib.V2HttpRestApiHandler] = None,
+               memory_budget: Optional[
+                   memory_budget_lib.MemoryBudget] = None) -> None:
+    """See the class docstring; memory_budget: the server's
+    (--request_memory_budget_bytes), charged with REST bodies; None: no
+    bound but the per-request limit."""
     self._options = options
+    self.max_body_bytes = options.max_body_bytes
+    self.memory_budget = memory_budget
+    # Bodies at least this large are charged (below it, none is).
+    self.min_charge_bytes = (memory_budget.min_charge_bytes
+                             if memory_budget is not None else 1 << 62)
     self._handler = http_rest_api_handler.HttpRestApiHandler(data_plane)
     self._v2_handler = v2_handler
     self._pool = concurrent.futures.ThreadPoolExecutor(
@@ -478,7 +716,11 @@ class HttpRestServer:
         (("Content-Type", prometheus_exporter.CONTENT_TYPE),))
     self._date = _Date()
     self._connections: set[_Connection] = set()  # Loop thread only.
-    self._drained: Optional[asyncio.Event] = None
+    # Set once stop() or start_draining() was called: new requests get 503.
+    self._draining = False  # Written on the loop thread.
+    self._in_flight = 0  # Requests answered from the pool; loop thread only.
+    self._shutting_down_body = json_tensor.make_json_error(
+        SHUTTING_DOWN_MESSAGE).encode("utf-8")
     self._loop: Optional[asyncio.AbstractEventLoop] = None
     self._thread: Optional[threading.Thread] = None
     self._server: Optional[asyncio.AbstractServer] = None
@@ -525,39 +767,130 @@ class HttpRestServer:
       return
     started.set_result(None)
     loop.run_forever()
-    loop.run_until_complete(self._drain())
+    loop.run_until_complete(self._close_all())
     loop.close()
 
-  async def _drain(self) -> None:
-    """Stops accepting, lets requests in flight finish (up to
-    _DRAIN_SECONDS), then closes every connection."""
+  async def _close_all(self) -> None:
     self._server.close()
-    self._drained = asyncio.Event()
-    for connection in list(self._connections):
-      connection.close_when_idle()
-    if self._connections:
-      try:
-        await asyncio.wait_for(self._drained.wait(), _DRAIN_SECONDS)
-      except asyncio.TimeoutError:
-        pass
     for connection in list(self._connections):
       connection.abort()
     await self._server.wait_closed()
 
   def _connection_closed(self, connection: _Connection) -> None:
     self._connections.discard(connection)
-    if self._drained is not None and not self._connections:
-      self._drained.set()
 
-  def stop(self) -> None:
-    """Stops serving; requests in flight are answered first (up to 10 s).
-    Model runs left on the pool finish on their own."""
-    if self._loop is None:
+  # ---------------------------------------------------------------- drain
+
+  def start_draining(self) -> None:
+    """From now on every new request (but V2 health probes) is answered 503
+    {"error": "The model server is shutting down"} before any work is done
+    for it, and every answer closes its connection; requests already being
+    answered finish as usual. Idle keep-alive connections stay open, so
+    that a request sent on one meets a 503, not a reset. Any thread."""
+    loop = self._loop
+    if loop is not None:
+      loop.call_soon_threadsafe(self._start_draining)
+
+  def _start_draining(self) -> None:
+    self._draining = True
+    for connection in self._connections:
+      connection.begin_closing()
+
+  def wait_for_in_flight(self, timeout: float) -> bool:
+    """Waits until no admitted request is being answered; False if
+    `timeout` passed first. Any thread but the loop's."""
+    loop = self._loop
+    if loop is None:
+      return True
+    future = asyncio.run_coroutine_threadsafe(self._wait_for_in_flight(),
+                                              loop)
+    try:
+      future.result(timeout)
+    except concurrent.futures.TimeoutError:
+      future.cancel()
+      return False
+    return True
+
+  async def _wait_for_in_flight(self) -> None:
+    while self._in_flight:
+      await asyncio.sleep(0.005)
+
+  async def _close_gently(self) -> None:
+    """The end of a drain: new connections' SYNs are dropped (they are
+    refused once the port closes: a client never sees a connection accepted
+    and then reset), handshakes under way complete and their requests are
+    answered 503, and each connection is closed once quiet (nothing
+    arriving or in flight for _QUIET_SECONDS), for up to _LINGER_SECONDS."""
+    dropping = False
+    for sock in self._server.sockets:
+      dropping = _drop_new_connections(sock) or dropping
+    if not dropping:
+      self._server.close()  # Not Linux: refuse new connections at once.
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + _LINGER_SECONDS
+    while self._connections and loop.time() < deadline:
+      now = time.monotonic()
+      for connection in list(self._connections):
+        if connection.is_quiet(now, _QUIET_SECONDS):
+          connection.close()
+      await asyncio.sleep(0.05)
+
+  def stop(self, keep_port: bool = False) -> None:
+    """Drains and stops serving; nothing in flight is lost.
+
+    start_draining(), then waits up to 10 s for the requests in flight,
+    then closes gently (see _close_gently): every request is answered as
+    usual or refused with 503 before any work, and a new connection is
+    refused once the port closes. Model runs left on the pool finish on
+    their own.
+
+    Args:
+      keep_port: for a process about to exit: leave the event loop serving
+        (every request 503) and the port open, dropping new connections'
+        SYNs, for the exit to close (its clients are then refused).
+    """
+    loop = self._loop
+    if loop is None:
       return
-    loop, self._loop = self._loop, None
+    self.start_draining()
+    self.wait_for_in_flight(_DRAIN_SECONDS)
+    try:
+      asyncio.run_coroutine_threadsafe(self._close_gently(), loop).result(
+          _LINGER_SECONDS + 5.0)
+    except concurrent.futures.TimeoutError:
+      pass
+    if keep_port:
+      return
+    self._loop = None
     loop.call_soon_threadsafe(loop.stop)
     self._thread.join(timeout=_SHUTDOWN_TIMEOUT_SECONDS)
     self._pool.shutdown(wait=False, cancel_futures=True)
+
+  # ------------------------------------------------- body limits and budget
+
+  def new_body_budget(self) -> http_rest_api_util.BodyBudget:
+    return http_rest_api_util.BodyBudget(self.memory_budget,
+                                         self.max_body_bytes)
+
+  def too_large_response(self) -> HttpResponse:
+    return self.error_response(
+        http_rest_api_util.BodyTooLargeError("as received", self.max_body_bytes))
+
+  def error_response(self, error: status.ServingError) -> HttpResponse:
+    """An {"error": ...} answer to a request refused before its call."""
+    return HttpResponse(http_status_of(error), self._json_headers,
+                        json_tensor.make_json_error(
+                            error.message).encode("utf-8"))
+
+  def refusal_while_draining(self,
+                             request: HttpRequest) -> Optional[HttpResponse]:
+    """503 for a request that arrives while draining; None for V2 health
+    probes (they say "not ready", as gRPC's health service says
+    NOT_SERVING)."""
+    if (self._v2_handler is not None and request.method == "GET" and
+        request.path.startswith(_V2_HEALTH_PREFIX)):
+      return None
+    return HttpResponse(503, self._json_headers, self._shutting_down_body)
 
   # ------------------------------------------------------------- requests
 
@@ -580,7 +913,7 @@ class HttpRestServer:
     context = data_plane_lib.RequestContext.with_timeout(
         metrics.REST, "", self._timeout)
     args = (request.method, path, request.body, context,
-            request.headers.get("content-encoding", ""))
+            request.headers.get("content-encoding", ""), request.body_budget)
     return self._run(request, self._handler.process_request, args, context,
                      http_rest_api_handler.RestResult.failure,
                      self._to_response)
@@ -599,7 +932,7 @@ class HttpRestServer:
     context = data_plane_lib.RequestContext.with_timeout(
         metrics.REST, None, self._timeout)
     args = (request.method, request.path, request.body, request.headers,
-            context)
+            context, request.body_budget)
     return self._run(request, self._v2_handler.process_request, args, context,
                      v2_handler_lib.V2RestResult.failure, self._to_v2_response)
 
@@ -609,9 +942,10 @@ class HttpRestServer:
            to_response: Callable[[HttpRequest, _Result], HttpResponse]
           ) -> Union[HttpResponse, Awaitable[HttpResponse]]:
     """Runs `call(*args)` on the loop when calls of its kind were measured
-    short, else on the pool (see the module docstring)."""
+    short, else on the pool (see the module docstring). A body charged to
+    the memory budget always goes to the pool: the charge may wait."""
     kind = (request.method, request.path, len(request.body).bit_length())
-    if self._call_times.is_short(kind):
+    if request.body_budget is None and self._call_times.is_short(kind):
       return to_response(request, self._timed_call(kind, call, args))
     return self._respond_from_pool(request, kind, call, args, context,
                                    failure, to_response)
@@ -647,7 +981,7 @@ class HttpRestServer:
       return HttpResponse(200, self._json_headers, result.body.encode("utf-8"))
     logging.vlog(1, "Error Processing HTTP/REST request: %s %s Error: %s",
                  request.method, request.path, result.error.message)
-    return HttpResponse(to_http_status(result.error.code), self._json_headers,
+    return HttpResponse(http_status_of(result.error), self._json_headers,
                         result.body.encode("utf-8"))
 
   def _to_v2_response(self, request: HttpRequest,
@@ -655,7 +989,7 @@ class HttpRestServer:
     if result.error is not None:
       logging.vlog(1, "Error Processing HTTP/REST request: %s %s Error: %s",
                    request.method, request.path, result.error.message)
-      http_status = to_http_status(result.error.code)
+      http_status = http_status_of(result.error)
     else:
       http_status = result.http_status or 200
     headers = [("Content-Type", result.content_type)]

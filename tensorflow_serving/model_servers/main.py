@@ -70,6 +70,7 @@ flags.DEFINE_integer("rest_api_port", _DEFAULTS.rest_api_port, "Port to listen o
 flags.DEFINE_integer("rest_api_num_threads", _DEFAULTS.rest_api_num_threads, "Number of threads for HTTP/REST API processing. If not set, will be auto set based on number of CPUs.")
 flags.DEFINE_integer("rest_api_timeout_in_ms", _DEFAULTS.rest_api_timeout_in_ms, "Timeout for HTTP/REST API calls.")
 flags.DEFINE_bool("rest_api_enable_cors_support", _DEFAULTS.rest_api_enable_cors_support, "Enable CORS headers in response")
+flags.DEFINE_integer("rest_api_max_body_bytes", _DEFAULTS.rest_api_max_body_bytes, "The largest REST request body, both as received and once inflated (Content-Encoding gzip or deflate); a larger one gets 413. The default is upstream's limit on an inflated body (100 MB). Not in upstream.")
 flags.DEFINE_bool("enable_batching", _DEFAULTS.enable_batching, "enable batching")
 flags.DEFINE_bool("allow_version_labels_for_unavailable_models", _DEFAULTS.allow_version_labels_for_unavailable_models, "If true, allows assigning unused version labels to models that are not available yet.")
 flags.DEFINE_string("batching_parameters_file", _DEFAULTS.batching_parameters_file, "If non-empty, read an ascii BatchingParameters protobuf from the supplied file name and use the contained values instead of the defaults.")

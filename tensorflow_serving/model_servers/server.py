@@ -43,6 +43,7 @@ from tensorflow_serving.model_servers import grpc_inference_service_impl
 from tensorflow_serving.model_servers import grpc_drain
 from tensorflow_serving.model_servers import grpc_memory_budget
 from tensorflow_serving.model_servers import grpc_restricted_api
+from tensorflow_serving.model_servers import http_rest_api_util
 from tensorflow_serving.model_servers import http_server
 from tensorflow_serving.model_servers import model_config_file
 from tensorflow_serving.model_servers import model_service_impl
@@ -106,6 +107,9 @@ class ServerOptions:
       default_factory=http_server.default_num_threads)
   rest_api_timeout_in_ms: int = 30000
   rest_api_enable_cors_support: bool = False
+  # Not in upstream: the largest REST body, as received and once inflated
+  # (upstream: 100 MB inflated, a plain body unbounded).
+  rest_api_max_body_bytes: int = http_rest_api_util.DEFAULT_MAX_BODY_BYTES
   enable_batching: bool = False
   allow_version_labels_for_unavailable_models: bool = False
   batching_parameters_file: str = ""
@@ -191,6 +195,9 @@ def validate_options(options: ServerOptions) -> None:
     restricted_api_lib.RestrictedApi.parse(options.restricted_api)
   except status.ServingError as e:
     raise StartupError(e.message) from e
+  if options.rest_api_max_body_bytes <= 0:
+    raise StartupError("--rest_api_max_body_bytes must be positive: "
+                       f"{options.rest_api_max_body_bytes}")
   if options.request_memory_budget_bytes < 0:
     raise StartupError("--request_memory_budget_bytes cannot be negative: "
                        f"{options.request_memory_budget_bytes}")
@@ -551,8 +558,10 @@ class Server:
             num_threads=options.rest_api_num_threads,
             timeout_in_ms=options.rest_api_timeout_in_ms,
             enable_cors_support=options.rest_api_enable_cors_support,
-            monitoring_config=monitoring),
-        v2_handler=v2_http_rest_api_handler.V2HttpRestApiHandler(self._v2))
+            monitoring_config=monitoring,
+            max_body_bytes=options.rest_api_max_body_bytes),
+        v2_handler=v2_http_rest_api_handler.V2HttpRestApiHandler(self._v2),
+        memory_budget=self.memory_budget)
     try:
       self.rest_port = rest.start(options.rest_api_port)
     except OSError as e:
@@ -579,18 +588,23 @@ class Server:
     """Stops taking requests, lets in-flight ones finish, unloads the models.
 
     Nothing in flight is lost: from the first moment every new RPC is
-    refused with UNAVAILABLE before any work is done for it
-    (grpc_drain.GrpcDrain), health checks say NOT_SERVING, and the RPCs
-    already admitted finish (within _SHUTDOWN_GRACE_SECONDS) before the
-    models unload.
+    refused with UNAVAILABLE and every new REST request with 503 before any
+    work is done for it (grpc_drain.GrpcDrain, HttpRestServer.
+    start_draining), health checks say NOT_SERVING, and the requests
+    already admitted on both ports finish (within _SHUTDOWN_GRACE_SECONDS)
+    before the models unload. The REST port goes last
+    (HttpRestServer.stop): it keeps answering 503 while the models unload,
+    then closes its connections once quiet and refuses new ones.
 
     Args:
       keep_grpc_port: leave the gRPC server running (refusing every RPC) for
         a process that exits right after: grpcio's own stop cancels the RPCs
         that arrived but were not yet handed to a handler, whose clients then
         see CANCELLED (grpc/grpc#41785), while the process's exit closes the
-        connections, which a client sees as UNAVAILABLE. False (tests, an
-        embedding program): stop it, freeing the port.
+        connections, which a client sees as UNAVAILABLE. The REST port is
+        likewise left open, dropping new connections, which the exit then
+        refuses. False (tests, an embedding program): stop both, freeing the
+        ports.
     """
     self._stopped.set()
     if self._server_core is not None:
@@ -598,11 +612,15 @@ class Server:
       # while in-flight requests finish.
       self._server_core.begin_shutdown()
     self._grpc_drain.start_draining()
+    if self._http_server is not None:
+      # New REST requests: 503 from now on (http_server.start_draining).
+      self._http_server.start_draining()
     if self._health is not None:
       self._health.enter_graceful_shutdown()  # Health checks: NOT_SERVING.
     if self._http_server is not None:
-      self._http_server.stop()
-      self._http_server = None
+      if not self._http_server.wait_for_in_flight(_SHUTDOWN_GRACE_SECONDS):
+        logging.warning("REST requests still running after %g s; stopping "
+                        "anyway.", _SHUTDOWN_GRACE_SECONDS)
     if self._grpc_server is not None:
       if not self._grpc_drain.wait_for_in_flight(_SHUTDOWN_GRACE_SECONDS):
         logging.warning("%d gRPC request(s) still running after %g s; "
@@ -631,4 +649,10 @@ class Server:
     for stopper in self._after_unload_stoppers:
       stopper()
     self._after_unload_stoppers.clear()
+    if self._http_server is not None:
+      # Last, so that the port keeps answering 503 while the models unload:
+      # quiet connections close, new ones are refused (kept open, dropping
+      # new connections, when the process exits next).
+      self._http_server.stop(keep_port=keep_grpc_port)
+      self._http_server = None
     logging.info("Server stopped.")

@@ -306,7 +306,10 @@ class V2HttpRestApiHandler:
 
   def process_request(self, http_method: str, path: str, body: bytes,
                       headers: Mapping[str, str],
-                      context: data_plane_lib.RequestContext) -> V2RestResult:
+                      context: data_plane_lib.RequestContext,
+                      body_budget: Optional[
+                          http_rest_api_util.BodyBudget] = None
+                     ) -> V2RestResult:
     """Runs one /v2 call; never raises (errors are in the result).
 
     Args:
@@ -316,13 +319,15 @@ class V2HttpRestApiHandler:
       headers: the request headers (Content-Encoding,
         Inference-Header-Content-Length), names lower-cased.
       context: the request's context (entrypoint REST, its deadline).
+      body_budget: the body's size limit and its share of the memory
+        budget (see HttpRestApiHandler.process_request).
     """
     try:
       quick = self.quick_response(http_method, path)
       if quick is not None:
         return quick
-      body = http_rest_api_util.decompress(
-          body, headers.get("content-encoding", ""))
+      body = http_rest_api_util.read_body(
+          body, headers.get("content-encoding", ""), body_budget)
       return self._dispatch(http_method, path, body, headers, context)
     except status.ServingError as e:
       return V2RestResult.failure(e)

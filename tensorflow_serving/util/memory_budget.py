@@ -35,6 +35,12 @@ from tensorflow_serving.util import status
 
 # Requests smaller than this are not charged (see the module doc).
 DEFAULT_MIN_CHARGE_BYTES = 1 << 20
+# Bytes charged per byte of a request about to be decoded (a gRPC message, a
+# REST body's JSON): the parsed request, the arrays decoded from it, and
+# TensorFlow's copy of the inputs.
+DECODE_FACTOR = 3
+# How long a large request waits for room in the budget.
+WAIT_SECONDS = 0.5
 
 REFUSED_COUNT = metrics.REGISTRY.register(metrics.Counter(
     "/tensorflow/serving/memory_budget_refused_count",
@@ -73,10 +79,11 @@ class Reservation:
     return budget._take_now(self, more)  # pylint: disable=protected-access
 
   def release(self) -> None:
-    """Gives the bytes back (once; later calls do nothing)."""
-    budget, self._budget = self._budget, None
+    """Gives the bytes back (once; later calls do nothing). May race with a
+    grow() on another thread: what that grow is granted is given back too."""
+    budget = self._budget
     if budget is not None:
-      budget._give_back(self.nbytes)  # pylint: disable=protected-access
+      budget._release(self)  # pylint: disable=protected-access
 
   def __enter__(self) -> "Reservation":
     return self
@@ -145,16 +152,20 @@ class MemoryBudget:
   def _take_now(self, reservation: Reservation, nbytes: int) -> bool:
     charge = self._charge(reservation, nbytes)
     with self._mu:
+      if reservation._budget is None:  # pylint: disable=protected-access
+        return True  # Released meanwhile: nothing to hold.
       if self._waiters or self._in_use + charge > self.capacity:
         return False
       self._in_use += charge
-    reservation.nbytes += charge
+      reservation.nbytes += charge
     return True
 
   def _take(self, reservation: Reservation, nbytes: int, timeout: float,
             entrypoint: str) -> None:
     charge = self._charge(reservation, nbytes)
     with self._mu:
+      if reservation._budget is None:  # pylint: disable=protected-access
+        return  # Released meanwhile: nothing to hold.
       if not self._waiters and self._in_use + charge <= self.capacity:
         self._in_use += charge
         reservation.nbytes += charge
@@ -168,9 +179,14 @@ class MemoryBudget:
         # Its leaving may let the ones behind it in.
         self._grant_waiters_locked()
         in_use = self._in_use
-    if waiter.granted:
-      reservation.nbytes += charge
-      return
+      elif reservation._budget is None:  # pylint: disable=protected-access
+        # Released while it waited: give the grant straight back.
+        self._in_use -= charge
+        self._grant_waiters_locked()
+        return
+      else:
+        reservation.nbytes += charge
+        return
     REFUSED_COUNT.get_cell(entrypoint).increment_by(1)
     raise status.resource_exhausted(
         f"The server is short of memory for decoding requests: {in_use} of "
@@ -179,9 +195,12 @@ class MemoryBudget:
         f"none were freed within {timeout:g} s. Retry later, or send "
         "smaller requests.")
 
-  def _give_back(self, nbytes: int) -> None:
+  def _release(self, reservation: Reservation) -> None:
     with self._mu:
-      self._in_use -= nbytes
+      if reservation._budget is None:  # pylint: disable=protected-access
+        return
+      reservation._budget = None  # pylint: disable=protected-access
+      self._in_use -= reservation.nbytes
       self._grant_waiters_locked()
 
   def _grant_waiters_locked(self) -> None:
