@@ -33,8 +33,15 @@ Per request, as upstream:
     plain 404. Not in upstream: given a V2HttpRestApiHandler, /v2 and
     /v2/... go to it (the V2 protocol; its health and readiness calls are
     answered on the event loop, without waiting for a worker).
-  * Bodies with "Content-Encoding: gzip" (or deflate) are decompressed, up
-    to 100 MB.
+  * A body may take up to --rest_api_max_body_bytes (100 MB by default) as
+    received and once inflated ("Content-Encoding: gzip" or deflate, undone
+    a chunk at a time); a larger one is answered 413 {"error": ...} and its
+    bytes are dropped as they arrive. Not in upstream: a large body is
+    charged to the server's memory budget (--request_memory_budget_bytes,
+    shared with gRPC) as it arrives, as it inflates and for decoding
+    (http_rest_api_util.BodyBudget); while the budget is full it waits
+    briefly (reading from its connection paused), then is answered 429
+    RESOURCE_EXHAUSTED, never allocated.
   * A call that takes longer than --rest_api_timeout_in_ms is answered with
     DEADLINE_EXCEEDED (504); a model run on the pool finishes in the
     background.
@@ -50,9 +57,16 @@ answered in order, chunked request bodies, "Expect: 100-continue"; a request
 the parser refuses gets 400 and the connection is closed. The request line
 and headers may take up to 1 MiB.
 
-Lifecycle: start(port) binds and serves (from any thread); stop() stops
-accepting, lets requests in flight finish for up to 10 s (answered as
-usual), closes the connections and stops the loop. Not restartable.
+Lifecycle: start(port) binds and serves (from any thread). Stopping loses
+nothing: start_draining() makes every new request (on a new or a kept-alive
+connection, pipelined or not; V2 health probes aside) get 503 {"error":
+"The model server is shutting down"} before any work, and every answer
+close its connection; wait_for_in_flight() waits for the requests already
+admitted; stop() does both, then drops new connections' SYNs (Linux; the
+clients retry, and are refused once the port closes, rather than accepted
+and reset), answers the handshakes already under way, closes each
+connection once quiet, and stops the loop (or, keep_port=True, leaves it
+answering 503 for the process's exit to close). Not restartable.
 """
 
 import asyncio
@@ -97,6 +111,7 @@ _DRAIN_SECONDS = 10.0
 # _LINGER_SECONDS.
 _QUIET_SECONDS = 0.5
 _LINGER_SECONDS = 3.0
+_SETTLE_SECONDS = 0.25
 _SHUTDOWN_TIMEOUT_SECONDS = _DRAIN_SECONDS + _LINGER_SECONDS + 5.0
 # Draining: new requests are answered 503 with this (as gRPC's UNAVAILABLE).
 SHUTTING_DOWN_MESSAGE = "The model server is shutting down"
@@ -159,6 +174,16 @@ def http_status_of(error: status.ServingError) -> int:
   if isinstance(error, http_rest_api_util.BodyTooLargeError):
     return 413
   return to_http_status(error.code)
+
+
+def _accept_queue_length(sock) -> int:
+  """Connections a listening socket has established and not yet handed to
+  accept() (Linux's TCP_INFO tcpi_unacked of a listener); 0 if unknown."""
+  try:
+    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 32)
+  except (OSError, AttributeError):
+    return 0
+  return struct.unpack_from("I", info, 24)[0] if len(info) >= 28 else 0
 
 
 def _drop_new_connections(sock) -> bool:
@@ -828,12 +853,23 @@ class HttpRestServer:
       self._server.close()  # Not Linux: refuse new connections at once.
     loop = asyncio.get_running_loop()
     deadline = loop.time() + _LINGER_SECONDS
-    while self._connections and loop.time() < deadline:
+    # Done once no connection is open or waiting to be accepted, and none
+    # has been for _SETTLE_SECONDS (a handshake under way when SYNs started
+    # being dropped completes within that).
+    settled_at = None
+    while loop.time() < deadline:
       now = time.monotonic()
       for connection in list(self._connections):
         if connection.is_quiet(now, _QUIET_SECONDS):
           connection.close()
-      await asyncio.sleep(0.05)
+      if self._connections or any(
+          _accept_queue_length(sock) for sock in self._server.sockets):
+        settled_at = None
+      elif settled_at is None:
+        settled_at = now
+      elif now - settled_at >= _SETTLE_SECONDS:
+        return
+      await asyncio.sleep(0.02)
 
   def stop(self, keep_port: bool = False) -> None:
     """Drains and stops serving; nothing in flight is lost.
