@@ -336,6 +336,17 @@ def decompress(body: bytes, encoding: str,
   if body_budget is None:
     body_budget = BodyBudget(None)
   limit = body_budget.max_bytes
+  charged = 0  # Bytes of inflated body charged so far.
+  if wbits > zlib.MAX_WBITS and len(body) >= 18:
+    # gzip's trailer gives the size (mod 2**32) of its last member, which
+    # the whole is at least: over the limit, refuse before inflating; else
+    # charge it at once (one wait in line, not one per megabyte). A false
+    # claim only costs its sender: the inflating below is charged anyway.
+    claimed = int.from_bytes(body[-4:], "little")
+    if claimed > limit:
+      raise BodyTooLargeError("once inflated", limit)
+    body_budget.add(claimed)
+    charged = claimed
   decompressor = zlib.decompressobj(wbits)
   chunks = []
   size = 0
@@ -343,7 +354,9 @@ def decompress(body: bytes, encoding: str,
   try:
     while True:
       step = min(_INFLATE_CHUNK_BYTES, limit + 1 - size)
-      body_budget.add(step)
+      if size + step > charged:
+        body_budget.add(size + step - charged)
+        charged = size + step
       chunk = decompressor.decompress(pending, step)
       pending = decompressor.unconsumed_tail
       size += len(chunk)

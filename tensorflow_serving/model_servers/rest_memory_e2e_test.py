@@ -5,11 +5,12 @@ The built tensorflow_model_server serves half_plus_two with a memory budget
 of 128 MiB (--request_memory_budget_bytes) and the default
 --rest_api_max_body_bytes (100 MiB). Over real sockets:
 
-  * eight gzip bombs at once, each about 1 MB that inflates to 1 GiB: each
-    is refused (413 once it inflates past the limit, or 429 when the budget
-    stayed full), the server's resident memory (VmRSS, sampled every few
-    ms from /proc) grows by less than 256 MB meanwhile, and a small Predict
-    sent all along keeps being answered;
+  * eight gzip bombs at once, each about 1 MB that inflates to 1 GiB, half
+    of them with a gzip trailer that lies about the size: each is refused
+    (413, at once for a true trailer, else once it inflates past the limit;
+    or 429 when the budget stayed full), the server's resident memory
+    (VmRSS, sampled every few ms from /proc) grows by less than 256 MB
+    meanwhile, and a small Predict sent all along keeps being answered;
   * a plain body over the limit (Content-Length, and chunked): 413 with an
     {"error": ...} naming the flag;
   * the server keeps serving afterwards.
@@ -48,6 +49,12 @@ def _gzip_bomb() -> bytes:
   return b"".join(parts)
 
 
+def _lying(bomb: bytes) -> bytes:
+  """The bomb with a gzip trailer that claims 100 bytes: the server must
+  then find out by inflating (charged a megabyte at a time)."""
+  return bomb[:-4] + (100).to_bytes(4, "little")
+
+
 def _rss_bytes(pid: int) -> int:
   with open(f"/proc/{pid}/status") as f:
     for line in f:
@@ -62,16 +69,16 @@ class _RssSampler(threading.Thread):
   def __init__(self, pid: int):
     super().__init__(daemon=True)
     self._pid = pid
-    self._stop = threading.Event()
+    self._done = threading.Event()
     self.peak = 0
 
   def run(self):
-    while not self._stop.is_set():
+    while not self._done.is_set():
       self.peak = max(self.peak, _rss_bytes(self._pid))
       time.sleep(0.002)
 
   def stop(self) -> int:
-    self._stop.set()
+    self._done.set()
     self.join()
     return self.peak
 
@@ -141,10 +148,14 @@ class RestMemoryTest(absltest.TestCase):
     results = [None] * _BOMBS
     start = threading.Barrier(_BOMBS)
 
+    # Half claim their true size in the gzip trailer (refused at once),
+    # half lie (inflated until the limit or the budget stops them).
+    bombs = [bomb if i % 2 else _lying(bomb) for i in range(_BOMBS)]
+
     def send(i):
       start.wait()
       results[i] = requests.post(
-          self.url, data=bomb, timeout=120,
+          self.url, data=bombs[i], timeout=120,
           headers={"Content-Encoding": "gzip",
                    "Content-Type": "application/json"})
 
