@@ -1,6 +1,8 @@
 """Tests for the REST URL parsing, ModelSpecs and status/metadata JSON."""
 
+import gzip
 import json
+import zlib
 
 from absl.testing import absltest
 
@@ -9,6 +11,7 @@ from tensorflow_serving.apis import get_model_metadata_pb2
 from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.apis import model_pb2
 from tensorflow_serving.model_servers import http_rest_api_util as util
+from tensorflow_serving.util import memory_budget
 from tensorflow_serving.util import status
 
 
@@ -92,6 +95,68 @@ class JsonTest(absltest.TestCase):
     with self.assertRaisesRegex(status.ServingError, "signature_def"):
       util.model_metadata_to_json(
           get_model_metadata_pb2.GetModelMetadataResponse())
+
+
+class ReadBodyTest(absltest.TestCase):
+
+  def test_plain_and_compressed_bodies(self):
+    data = b'{"instances": [1.0]}' * 1000
+    self.assertEqual(util.read_body(data, ""), data)
+    self.assertEqual(util.read_body(gzip.compress(data), "gzip"), data)
+    self.assertEqual(util.read_body(zlib.compress(data), "deflate"), data)
+    with self.assertRaises(status.ServingError) as e:
+      util.read_body(data, "br")
+    self.assertEqual(e.exception.code, status.Code.UNIMPLEMENTED)
+    with self.assertRaises(status.ServingError) as e:
+      util.read_body(b"not gzip at all, not at all", "gzip")
+    self.assertEqual(e.exception.code, status.Code.INVALID_ARGUMENT)
+
+  def test_inflating_past_the_limit_is_too_large(self):
+    limit = 3 << 20
+    bomb = gzip.compress(b" " * (limit + 1))
+    liar = bomb[:-4] + (10).to_bytes(4, "little")
+    deflated = zlib.compress(b" " * (limit + 1))
+    for body, encoding in ((bomb, "gzip"), (liar, "gzip"),
+                           (deflated, "deflate")):
+      with self.assertRaises(util.BodyTooLargeError) as e:
+        util.read_body(body, encoding, util.BodyBudget(None, limit))
+      self.assertEqual(e.exception.code, status.Code.RESOURCE_EXHAUSTED)
+      self.assertIn("--rest_api_max_body_bytes", e.exception.message)
+    # At the limit exactly: fine.
+    body = b" " * limit
+    self.assertEqual(util.read_body(gzip.compress(body), "gzip",
+                                    util.BodyBudget(None, limit)), body)
+
+  def test_inflating_and_decoding_are_charged(self):
+    budget = memory_budget.MemoryBudget(64 << 20)
+    data = b" " * (2 << 20)
+    body_budget = util.BodyBudget(budget)
+    util.read_body(gzip.compress(data), "gzip", body_budget)
+    # The inflated body, then DECODE_FACTOR times it for decoding.
+    self.assertGreaterEqual(body_budget.charged,
+                            (1 + memory_budget.DECODE_FACTOR) * len(data))
+    self.assertEqual(budget.in_use, body_budget.charged)
+    body_budget.release()
+    self.assertEqual(budget.in_use, 0)
+
+  def test_small_bodies_are_not_charged(self):
+    budget = memory_budget.MemoryBudget(64 << 20)
+    body_budget = util.BodyBudget(budget)
+    util.read_body(b'{"instances": [1]}', "", body_budget)
+    self.assertEqual(budget.in_use, 0)
+
+  def test_a_full_budget_refuses_without_inflating(self):
+    budget = memory_budget.MemoryBudget(8 << 20)
+    held = budget.acquire(8 << 20, 0)
+    body_budget = util.BodyBudget(budget, wait_seconds=0.01)
+    with self.assertRaises(status.ServingError) as e:
+      util.read_body(gzip.compress(b" " * (4 << 20)), "gzip", body_budget)
+    self.assertEqual(e.exception.code, status.Code.RESOURCE_EXHAUSTED)
+    self.assertNotIsInstance(e.exception, util.BodyTooLargeError)
+    self.assertIn("--request_memory_budget_bytes", e.exception.message)
+    body_budget.release()
+    held.release()
+    self.assertEqual(budget.in_use, 0)
 
 
 if __name__ == "__main__":

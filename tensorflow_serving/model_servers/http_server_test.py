@@ -579,6 +579,79 @@ class HttpProtocolTest(absltest.TestCase):
       socket.create_connection(("127.0.0.1", server.port), timeout=5)
 
 
+  def test_draining_answers_new_requests_503_on_open_connections(self):
+    server = self.start_server()
+    kept = self.connect(server.port)
+    kept.sendall(b"GET /v1/models/half HTTP/1.1\r\nHost: x\r\n\r\n")
+    code, headers, _, _ = self.read_response(kept)
+    self.assertEqual(code, 200)
+    self.assertNotIn("connection", headers)  # Kept alive.
+    busy = self.connect(server.port)
+    body = json.dumps({"instances": [_SLOW_ITERATIONS]}).encode()
+    busy.sendall(b"POST /v1/models/slow:predict HTTP/1.1\r\nHost: x\r\n"
+                 b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    probe = self.connect(server.port)
+    probe.sendall(b"GET /v1/models/half HTTP/1.1\r\nHost: x\r\n\r\n")
+    self.assertEqual(self.read_response(probe)[0], 200)
+    server.start_draining()
+    # Two pipelined requests on the kept-alive connection: both refused
+    # before any work, the last one closing the connection.
+    predict = json.dumps({"instances": [[1.0]]}).encode()
+    request = (b"POST /v1/models/half:predict HTTP/1.1\r\nHost: x\r\n"
+               b"Content-Length: %d\r\n\r\n%s" % (len(predict), predict))
+    kept.sendall(request + request)
+    code, headers, data, rest = self.read_response(kept)
+    self.assertEqual(code, 503)
+    self.assertEqual(json.loads(data),
+                     {"error": "The model server is shutting down"})
+    self.assertNotIn("connection", headers)
+    code, headers, data, _ = self.read_response(kept, rest)
+    self.assertEqual(code, 503)
+    self.assertEqual(headers["connection"], "close")
+    self.assertClosed(kept)
+    # The request admitted before the drain is answered as usual.
+    code, headers, data, _ = self.read_response(busy)
+    self.assertEqual((code, json.loads(data)),
+                     (200, {"predictions": [_SLOW_ITERATIONS]}))
+    self.assertEqual(headers["connection"], "close")
+    self.assertTrue(server.wait_for_in_flight(10))
+    server.stop()
+    with self.assertRaises(OSError):
+      socket.create_connection(("127.0.0.1", server.port), timeout=5)
+
+  def test_body_over_the_limit_is_413(self):
+    server = http_server.HttpRestServer(
+        data_plane.DataPlane(self.core),
+        http_server.HttpRestServer.Options(num_threads=2, host="127.0.0.1",
+                                           max_body_bytes=1000))
+    server.start(0)
+    self.addCleanup(server.stop)
+    sock = self.connect(server.port)
+    body = b" " * 1001
+    sock.sendall(b"POST /v1/models/half:predict HTTP/1.1\r\nHost: x\r\n"
+                 b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    code, headers, data, _ = self.read_response(sock)
+    self.assertEqual(code, 413)
+    self.assertIn("--rest_api_max_body_bytes", json.loads(data)["error"])
+    self.assertEqual(headers["connection"], "close")
+    # Chunked: counted as it arrives.
+    sock = self.connect(server.port)
+    sock.sendall(b"POST /v1/models/half:predict HTTP/1.1\r\nHost: x\r\n"
+                 b"Transfer-Encoding: chunked\r\n\r\n" +
+                 b"258\r\n" + b" " * 600 + b"\r\n" +
+                 b"258\r\n" + b" " * 600 + b"\r\n0\r\n\r\n")
+    self.assertEqual(self.read_response(sock)[0], 413)
+    # Within the limit, gzip inflating past it.
+    packed = gzip.compress(b" " * 2000)
+    sock = self.connect(server.port)
+    sock.sendall(b"POST /v1/models/half:predict HTTP/1.1\r\nHost: x\r\n"
+                 b"Content-Encoding: gzip\r\n"
+                 b"Content-Length: %d\r\n\r\n%s" % (len(packed), packed))
+    code, _, data, _ = self.read_response(sock)
+    self.assertEqual(code, 413)
+    self.assertIn("once inflated", json.loads(data)["error"])
+
+
 class MonitoringConfigTest(absltest.TestCase):
 
   def test_read_monitoring_config(self):
