@@ -337,7 +337,7 @@ def decompress(body: bytes, encoding: str,
     body_budget = BodyBudget(None)
   limit = body_budget.max_bytes
   charged = 0  # Bytes of inflated body charged so far.
-  if wbits > zlib.MAX_WBITS and len(body) >= 18:
+  if wbits > zlib.MAX_WBITS and len(body) >= 18 and body[:2] == b"\x1f\x8b":
     # gzip's trailer gives the size (mod 2**32) of its last member, which
     # the whole is at least: over the limit, refuse before inflating; else
     # charge it at once (one wait in line, not one per megabyte). A false

@@ -113,9 +113,9 @@ class ReadBodyTest(absltest.TestCase):
 
   def test_inflating_past_the_limit_is_too_large(self):
     limit = 3 << 20
-    bomb = gzip.compress(b" " * (limit + 1))
+    bomb = gzip.compress(b" " * (limit + (1 << 20)))
     liar = bomb[:-4] + (10).to_bytes(4, "little")
-    deflated = zlib.compress(b" " * (limit + 1))
+    deflated = zlib.compress(b" " * (limit + (1 << 20)))
     for body, encoding in ((bomb, "gzip"), (liar, "gzip"),
                            (deflated, "deflate")):
       with self.assertRaises(util.BodyTooLargeError) as e:

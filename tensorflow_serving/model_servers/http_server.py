@@ -400,6 +400,7 @@ class _Connection(asyncio.Protocol):
     # Answers carry "Connection: close" (the server is draining).
     self._closing = server._draining  # pylint: disable=protected-access
     self._charging = 0  # Bodies waiting for room in the budget.
+    self._deferring = False  # Queue requests, answer after this data.
     self._write_paused = False
     self._read_paused = False
     self.last_active = time.monotonic()
@@ -423,12 +424,18 @@ class _Connection(asyncio.Protocol):
 
   def data_received(self, data: bytes) -> None:
     self.last_active = time.monotonic()
+    # Draining: answer only once every request in this data is queued, so
+    # that the last one pipelined, not the first, says "Connection: close".
+    deferring = self._deferring = self._closing
     try:
       self._parser.feed_data(data)
     except httptools.HttpParserUpgrade:
       self._refuse(400)  # No protocol upgrades here.
     except httptools.HttpParserError:
       self._refuse(400)
+    if deferring:
+      self._deferring = False
+      self._pump()
 
   def pause_writing(self) -> None:
     self._write_paused = True
@@ -518,7 +525,8 @@ class _Connection(asyncio.Protocol):
                        not message.charging, message.refusal)
     message.pending = pending
     self._queue.append(pending)
-    self._pump()
+    if not self._deferring:
+      self._pump()
 
   # the memory budget
 
@@ -637,7 +645,7 @@ class _Connection(asyncio.Protocol):
     self.last_active = time.monotonic()
     # A refused body's connection closes: its sender may be sending more.
     close = (not pending.keep_alive or response.status == 413 or
-             (self._closing and not self._queue))
+             (self._closing and not self._queue and not self._in_message))
     head = b"".join((
         _status_line(response.status), response.headers,
         self._server._date.line(),  # pylint: disable=protected-access
@@ -811,10 +819,22 @@ class HttpRestServer:
     {"error": "The model server is shutting down"} before any work is done
     for it, and every answer closes its connection; requests already being
     answered finish as usual. Idle keep-alive connections stay open, so
-    that a request sent on one meets a 503, not a reset. Any thread."""
+    that a request sent on one meets a 503, not a reset. Any thread but the
+    loop's; in effect when it returns."""
     loop = self._loop
-    if loop is not None:
-      loop.call_soon_threadsafe(self._start_draining)
+    if loop is None:
+      return
+    begun = concurrent.futures.Future()
+
+    def begin() -> None:
+      self._start_draining()
+      begun.set_result(None)
+
+    loop.call_soon_threadsafe(begin)
+    try:
+      begun.result(_LINGER_SECONDS)
+    except concurrent.futures.TimeoutError:
+      pass  # The loop is stuck; stop() goes on regardless.
 
   def _start_draining(self) -> None:
     self._draining = True

@@ -1,7 +1,8 @@
 """Soak: many mixed good and bad requests over gRPC and REST, and the
 server's memory while they run (issue 17, item 8).
 
-Starts the built tensorflow_model_server on half_plus_two (or targets a
+Starts the built tensorflow_model_server on y = 0.5 x + 2 (soak_model; or
+targets a
 running one: --grpc_port, --rest_port and --server_pid), then sends
 --requests requests from --clients threads, each request drawn (seeded)
 from a mix of:
@@ -290,11 +291,11 @@ def _wait_serving(rest_port: int, process: subprocess.Popen,
 
 def start_server(binary: str, max_body_bytes: int, model_dir: str
                 ) -> tuple[subprocess.Popen, int, int]:
-  """Writes half_plus_two and starts a server on it: (process, gRPC port,
+  """Writes the soak model and starts a server on it: (process, gRPC port,
   REST port)."""
   # Imported here: only a started server needs TensorFlow in this process.
-  from tensorflow_serving.servables.tensorflow.test_util import half_plus_two  # pylint: disable=g-import-not-at-top
-  half_plus_two.write_tf1(os.path.join(model_dir, "1"))
+  from tensorflow_serving.tools.soak import soak_model  # pylint: disable=g-import-not-at-top
+  soak_model.write(os.path.join(model_dir, "1"))
   grpc_port, rest_port = _free_port(), _free_port()
   process = subprocess.Popen(  # pylint: disable=consider-using-with
       [binary, f"--port={grpc_port}", f"--rest_api_port={rest_port}",
