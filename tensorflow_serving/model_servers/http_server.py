@@ -108,9 +108,12 @@ _ORIGIN_REGEX = re.compile(r"https?://.*", re.IGNORECASE)
 _DRAIN_SECONDS = 10.0
 # At the end of a drain, a connection with nothing in flight for this long
 # is closed; the last ones are closed (or left to the exit) after
-# _LINGER_SECONDS.
-_QUIET_SECONDS = 0.5
-_LINGER_SECONDS = 3.0
+# _LINGER_SECONDS. Closing a connection its client is about to send on
+# resets that request, so the wait is generous: a client thread of a busy
+# machine may take a while between connecting (or reading an answer) and
+# sending.
+_QUIET_SECONDS = 1.5
+_LINGER_SECONDS = 5.0
 _SETTLE_SECONDS = 0.25
 _SHUTDOWN_TIMEOUT_SECONDS = _DRAIN_SECONDS + _LINGER_SECONDS + 5.0
 # Draining: new requests are answered 503 with this (as gRPC's UNAVAILABLE).
@@ -877,19 +880,23 @@ class HttpRestServer:
     # has been for _SETTLE_SECONDS (a handshake under way when SYNs started
     # being dropped completes within that).
     settled_at = None
+    quiet_closed = 0
     while loop.time() < deadline:
       now = time.monotonic()
       for connection in list(self._connections):
         if connection.is_quiet(now, _QUIET_SECONDS):
           connection.close()
+          quiet_closed += 1
       if self._connections or any(
           _accept_queue_length(sock) for sock in self._server.sockets):
         settled_at = None
       elif settled_at is None:
         settled_at = now
       elif now - settled_at >= _SETTLE_SECONDS:
-        return
+        break
       await asyncio.sleep(0.02)
+    logging.info("REST port drained: %d idle connection(s) closed, %d still "
+                 "open.", quiet_closed, len(self._connections))
 
   def stop(self, keep_port: bool = False) -> None:
     """Drains and stops serving; nothing in flight is lost.
