@@ -113,6 +113,23 @@ class MemoryBudgetTest(absltest.TestCase):
     reservation.release()
     self.assertEqual(self.budget.in_use, 0)
 
+  def test_release_while_growing_gives_the_grant_back(self):
+    held = self.budget.acquire(8 * MB, timeout=0)
+    growing = self.budget.acquire(2 * MB, timeout=0)
+    grower = threading.Thread(
+        target=lambda: growing.grow(4 * MB, timeout=_WAIT))
+    grower.start()
+    while not self.budget._waiters:  # pylint: disable=protected-access
+      pass  # Until the grow waits in line.
+    growing.release()  # Another thread gives up the request meanwhile.
+    held.release()  # Room: the waiting grow is granted.
+    grower.join(_WAIT)
+    self.assertEqual(self.budget.in_use, 0)
+    growing.release()
+    self.assertEqual(self.budget.in_use, 0)
+    self.assertTrue(growing.try_grow(5 * MB))  # Released: holds nothing.
+    self.assertEqual(self.budget.in_use, 0)
+
   def test_wait_deadline(self):
     self.assertEqual(memory_budget.wait_deadline(0.5, None), 0.5)
     self.assertEqual(memory_budget.wait_deadline(0.5, 0.0), 0.0)
