@@ -61,12 +61,12 @@ Lifecycle: start(port) binds and serves (from any thread). Stopping loses
 nothing: start_draining() makes every new request (on a new or a kept-alive
 connection, pipelined or not; V2 health probes aside) get 503 {"error":
 "The model server is shutting down"} before any work, and every answer
-close its connection; wait_for_in_flight() waits for the requests already
-admitted; stop() does both, then drops new connections' SYNs (Linux; the
+close its connection, and drops new connections' SYNs (Linux; their
 clients retry, and are refused once the port closes, rather than accepted
-and reset), answers the handshakes already under way, closes each
-connection once quiet, and stops the loop (or, keep_port=True, leaves it
-answering 503 for the process's exit to close). Not restartable.
+and reset); wait_for_in_flight() waits for the requests already admitted;
+stop() does both, then answers the handshakes that were under way, closes
+each connection once quiet, and stops the loop (or, keep_port=True, leaves
+it answering 503 for the process's exit to close). Not restartable.
 """
 
 import asyncio
@@ -755,6 +755,7 @@ class HttpRestServer:
     # Set once stop() or start_draining() was called: new requests get 503.
     self._draining = False  # Written on the loop thread.
     self._in_flight = 0  # Requests answered from the pool; loop thread only.
+    self._dropping_syns = False  # New connections' SYNs dropped (draining).
     self._shutting_down_body = json_tensor.make_json_error(
         SHUTTING_DOWN_MESSAGE).encode("utf-8")
     self._loop: Optional[asyncio.AbstractEventLoop] = None
@@ -822,7 +823,9 @@ class HttpRestServer:
     {"error": "The model server is shutting down"} before any work is done
     for it, and every answer closes its connection; requests already being
     answered finish as usual. Idle keep-alive connections stay open, so
-    that a request sent on one meets a 503, not a reset. Any thread but the
+    that a request sent on one meets a 503, not a reset. New connections
+    are no longer accepted: their SYNs are dropped (Linux), so that their
+    clients retry and are refused once the port closes. Any thread but the
     loop's; in effect when it returns."""
     loop = self._loop
     if loop is None:
@@ -840,7 +843,16 @@ class HttpRestServer:
       pass  # The loop is stuck; stop() goes on regardless.
 
   def _start_draining(self) -> None:
+    if self._draining:
+      return
     self._draining = True
+    # New connections wait (their SYNs dropped) and are refused once the
+    # port closes; a handshake already under way completes and its request
+    # gets 503. Dropping from the start, rather than at the end, leaves the
+    # whole drain for such handshakes to complete and be answered.
+    if self._server is not None:
+      self._dropping_syns = any(
+          [_drop_new_connections(sock) for sock in self._server.sockets])
     for connection in self._connections:
       connection.begin_closing()
 
@@ -864,15 +876,12 @@ class HttpRestServer:
       await asyncio.sleep(0.005)
 
   async def _close_gently(self) -> None:
-    """The end of a drain: new connections' SYNs are dropped (they are
-    refused once the port closes: a client never sees a connection accepted
-    and then reset), handshakes under way complete and their requests are
-    answered 503, and each connection is closed once quiet (nothing
-    arriving or in flight for _QUIET_SECONDS), for up to _LINGER_SECONDS."""
-    dropping = False
-    for sock in self._server.sockets:
-      dropping = _drop_new_connections(sock) or dropping
-    if not dropping:
+    """The end of a drain (new connections' SYNs dropped since it began:
+    they are refused once the port closes, so a client never sees a
+    connection accepted and then reset): each connection is closed once
+    quiet (nothing arriving or in flight for _QUIET_SECONDS), until none is
+    open or waiting to be accepted, for up to _LINGER_SECONDS."""
+    if not self._dropping_syns:
       self._server.close()  # Not Linux: refuse new connections at once.
     loop = asyncio.get_running_loop()
     deadline = loop.time() + _LINGER_SECONDS
