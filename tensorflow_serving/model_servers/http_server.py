@@ -45,6 +45,13 @@ Per request, as upstream:
     it succeeded, timed in :tensorflow:serving:request_latency
     (entrypoint="REST", API = the URL verb), by the data plane.
 
+Not in upstream: given an SSLConfig (--rest_api_ssl_config_file), the port
+speaks HTTPS only (TLS 1.2+, mutual TLS with client_verify; ssl_util); a
+client that sends plain HTTP fails the handshake and is disconnected. Given
+a RestrictedApi (--restricted_api), each request's API group comes from its
+URL (api_group) and a guarded group's request without its header gets 403
+{"error": ...} before its body is looked at; OPTIONS stays open.
+
 HTTP/1.1 as clients use it: keep-alive (and HTTP/1.0's), pipelined requests
 answered in order, chunked request bodies, "Expect: 100-continue"; a request
 the parser refuses gets 400 and the connection is closed. The request line
@@ -76,10 +83,13 @@ except ImportError:  # Not on Windows; asyncio's own loop serves there.
   uvloop = None
 
 from tensorflow_serving.config import monitoring_config_pb2
+from tensorflow_serving.config import ssl_config_pb2
 from tensorflow_serving.model_servers import data_plane as data_plane_lib
 from tensorflow_serving.model_servers import http_rest_api_handler
 from tensorflow_serving.model_servers import http_rest_api_util
 from tensorflow_serving.model_servers import prometheus_exporter
+from tensorflow_serving.model_servers import restricted_api as restricted_api_lib
+from tensorflow_serving.model_servers import ssl_util
 from tensorflow_serving.model_servers import v2_http_rest_api_handler as v2_handler_lib
 from tensorflow_serving.util import json_tensor
 from tensorflow_serving.util import metrics
@@ -146,6 +156,10 @@ class HttpRestServerOptions:
     inline_max_micros: calls measured to run for less than this run on the
       event loop instead of the pool (see the module docstring); 0: every
       call on the pool.
+    ssl_config: serve HTTPS only, with this certificate (and mutual TLS when
+      client_verify is set) [--rest_api_ssl_config_file]; None: plain HTTP.
+    restricted_api: the API groups that need a header [--restricted_api];
+      None: every API is open.
   """
 
   num_threads: int = dataclasses.field(default_factory=default_num_threads)
@@ -154,6 +168,8 @@ class HttpRestServerOptions:
   monitoring_config: Optional[monitoring_config_pb2.MonitoringConfig] = None
   host: str = "0.0.0.0"
   inline_max_micros: int = 1000
+  ssl_config: Optional[ssl_config_pb2.SSLConfig] = None
+  restricted_api: Optional[restricted_api_lib.RestrictedApi] = None
 
 
 class CallTimes:
@@ -442,6 +458,42 @@ class _Connection(asyncio.Protocol):
       self._transport = None
 
 
+def api_group(http_method: str, path: str,
+              metrics_path: Optional[str] = None,
+              v2: bool = True) -> Optional[restricted_api_lib.ApiGroup]:
+  """The --restricted_api group of a request, routed as _respond routes it.
+
+  None for what no group guards: the CORS preflight (OPTIONS) and URLs the
+  server answers with a plain 404. A /v1 or /v2 URL that names no known call
+  falls in the strictest group, as an unknown gRPC method does, so that no
+  URL the handlers might still act on slips past its group.
+
+  Args:
+    http_method: "GET", "POST", ...
+    path: the URL path, without the query string.
+    metrics_path: the Prometheus page's path, if it is served.
+    v2: whether /v2 URLs are served.
+  """
+  groups = restricted_api_lib.ApiGroup
+  if metrics_path is not None and path == metrics_path:
+    return groups.METRICS
+  if http_method == "OPTIONS":
+    return None
+  if v2 and (path == v2_handler_lib.PATH_PREFIX or
+             path.startswith(v2_handler_lib.PATH_PREFIX + "/")):
+    return v2_handler_lib.api_group(http_method, path)
+  if not http_rest_api_util.PATH_REGEX.fullmatch(path):
+    return None
+  # As http_rest_api_util.parse_model_info matches them.
+  if http_method == "POST" and http_rest_api_util.PREDICTION_API_REGEX.fullmatch(
+      path):
+    return groups.INFERENCE
+  if http_method == "GET" and http_rest_api_util.MODEL_STATUS_API_REGEX.fullmatch(
+      path):
+    return groups.METADATA
+  return restricted_api_lib.STRICTEST_GROUP
+
+
 class HttpRestServer:
   """Serves the REST API of a ServerCore. See the module docstring."""
 
@@ -451,7 +503,14 @@ class HttpRestServer:
                options: HttpRestServerOptions = HttpRestServerOptions(),
                v2_handler: Optional[
                    v2_handler_lib.V2HttpRestApiHandler] = None) -> None:
+    """Raises ServingError (INVALID_ARGUMENT) if options.ssl_config does not
+    make a TLS context (see ssl_util.build_ssl_context)."""
     self._options = options
+    self._ssl_context = (ssl_util.build_ssl_context(options.ssl_config)
+                         if options.ssl_config is not None else None)
+    self._restricted_api = (options.restricted_api
+                            if options.restricted_api is not None and
+                            options.restricted_api.enabled else None)
     self._handler = http_rest_api_handler.HttpRestApiHandler(data_plane)
     self._v2_handler = v2_handler
     self._pool = concurrent.futures.ThreadPoolExecutor(
@@ -510,6 +569,10 @@ class HttpRestServer:
     self._thread.start()
     started.result()  # Re-raises a failure to start serving.
     logging.info("Exporting HTTP/REST API at:localhost:%d ...", self.port)
+    if self._ssl_context is not None:
+      logging.info("The HTTP/REST port serves HTTPS only%s.",
+                   " (mutual TLS)" if self._options.ssl_config.client_verify
+                   else "")
     return self.port
 
   def _run_loop(self, sock: socket.socket,
@@ -519,7 +582,7 @@ class HttpRestServer:
     try:
       self._server = loop.run_until_complete(
           loop.create_server(lambda: _Connection(self), sock=sock,
-                             backlog=1024))
+                             backlog=1024, ssl=self._ssl_context))
     except BaseException as e:  # pylint: disable=broad-except
       started.set_exception(e)
       return
@@ -565,6 +628,10 @@ class HttpRestServer:
       self, request: HttpRequest
   ) -> Union[HttpResponse, Awaitable[HttpResponse]]:
     """The response, or an awaitable of it (calls run on the pool)."""
+    if self._restricted_api is not None:
+      refused = self._refuse_restricted(request)
+      if refused is not None:
+        return refused
     path = request.path
     if self._metrics_path is not None and path == self._metrics_path:
       return self._metrics_page()
@@ -584,6 +651,22 @@ class HttpRestServer:
     return self._run(request, self._handler.process_request, args, context,
                      http_rest_api_handler.RestResult.failure,
                      self._to_response)
+
+  def _refuse_restricted(self, request: HttpRequest) -> Optional[HttpResponse]:
+    """403 for a request of a guarded group without its header, else None."""
+    group = api_group(request.method, request.path, self._metrics_path,
+                      self._v2_handler is not None)
+    if group is None:
+      return None
+    try:
+      self._restricted_api.check(group, request.headers.get, metrics.REST)
+    except status.ServingError as e:
+      logging.vlog(1, "HTTP/REST request refused: %s %s Error: %s",
+                   request.method, request.path, e.message)
+      return HttpResponse(to_http_status(e.code), self._json_headers,
+                          json_tensor.make_json_error(e.message).encode(
+                              "utf-8"))
+    return None
 
   def _respond_v2(
       self, request: HttpRequest

@@ -160,6 +160,8 @@ class ServerOptions:
   storage_download_threads: int = 8
   # Not in upstream: access control by API group (restricted_api.py).
   restricted_api: str = ""
+  # Not in upstream: HTTPS on the REST port (an SSLConfig, as ssl_config_file).
+  rest_api_ssl_config_file: str = ""
   # Not in upstream: the bytes all requests may be decoding at once
   # (util/memory_budget.py); 0: no bound.
   request_memory_budget_bytes: int = 1 << 30
@@ -533,6 +535,9 @@ class Server:
   def _start_http(self, options: ServerOptions) -> None:
     """Starts the REST API (and the Prometheus page) if --rest_api_port is set."""
     if not options.rest_api_port:
+      if options.rest_api_ssl_config_file:
+        logging.warning("--rest_api_ssl_config_file is ignored: "
+                        "--rest_api_port is not set.")
       return
     if options.rest_api_port == options.port:
       logging.error(
@@ -545,14 +550,22 @@ class Server:
           if options.monitoring_config_file else None)
     except status.ServingError as e:
       raise StartupError(str(e)) from e
-    rest = http_server.HttpRestServer(
-        self._data_plane,
-        http_server.HttpRestServer.Options(
-            num_threads=options.rest_api_num_threads,
-            timeout_in_ms=options.rest_api_timeout_in_ms,
-            enable_cors_support=options.rest_api_enable_cors_support,
-            monitoring_config=monitoring),
-        v2_handler=v2_http_rest_api_handler.V2HttpRestApiHandler(self._v2))
+    try:
+      ssl_config = (ssl_util.read_ssl_config(options.rest_api_ssl_config_file)
+                    if options.rest_api_ssl_config_file else None)
+      rest = http_server.HttpRestServer(
+          self._data_plane,
+          http_server.HttpRestServer.Options(
+              num_threads=options.rest_api_num_threads,
+              timeout_in_ms=options.rest_api_timeout_in_ms,
+              enable_cors_support=options.rest_api_enable_cors_support,
+              monitoring_config=monitoring,
+              ssl_config=ssl_config,
+              restricted_api=self.restricted_api),
+          v2_handler=v2_http_rest_api_handler.V2HttpRestApiHandler(self._v2))
+    except status.ServingError as e:
+      # Only the SSL config can fail here.
+      raise StartupError(f"--rest_api_ssl_config_file: {e}") from e
     try:
       self.rest_port = rest.start(options.rest_api_port)
     except OSError as e:
