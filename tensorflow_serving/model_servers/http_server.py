@@ -45,9 +45,9 @@ Per request, as upstream:
     it succeeded, timed in :tensorflow:serving:request_latency
     (entrypoint="REST", API = the URL verb), by the data plane.
 
-Not in upstream: given an SSLConfig (--rest_api_ssl_config_file), the port
-speaks HTTPS only (TLS 1.2+, mutual TLS with client_verify; ssl_util); a
-client that sends plain HTTP fails the handshake and is disconnected. Given
+Not in upstream: given an SSL context (--rest_api_ssl_config_file, made by
+ssl_util.build_ssl_context: TLS 1.2+, mutual TLS with client_verify), the
+port speaks HTTPS only; a client that sends plain HTTP fails the handshake and is disconnected. Given
 a RestrictedApi (--restricted_api), each request's API group comes from its
 URL (api_group) and a guarded group's request without its header gets 403
 {"error": ...} before its body is looked at; OPTIONS stays open.
@@ -71,6 +71,7 @@ import http
 import multiprocessing
 import re
 import socket
+import ssl
 import threading
 import time
 from typing import Awaitable, Callable, Hashable, Optional, TypeVar, Union
@@ -83,13 +84,11 @@ except ImportError:  # Not on Windows; asyncio's own loop serves there.
   uvloop = None
 
 from tensorflow_serving.config import monitoring_config_pb2
-from tensorflow_serving.config import ssl_config_pb2
 from tensorflow_serving.model_servers import data_plane as data_plane_lib
 from tensorflow_serving.model_servers import http_rest_api_handler
 from tensorflow_serving.model_servers import http_rest_api_util
 from tensorflow_serving.model_servers import prometheus_exporter
 from tensorflow_serving.model_servers import restricted_api as restricted_api_lib
-from tensorflow_serving.model_servers import ssl_util
 from tensorflow_serving.model_servers import v2_http_rest_api_handler as v2_handler_lib
 from tensorflow_serving.util import json_tensor
 from tensorflow_serving.util import metrics
@@ -156,8 +155,9 @@ class HttpRestServerOptions:
     inline_max_micros: calls measured to run for less than this run on the
       event loop instead of the pool (see the module docstring); 0: every
       call on the pool.
-    ssl_config: serve HTTPS only, with this certificate (and mutual TLS when
-      client_verify is set) [--rest_api_ssl_config_file]; None: plain HTTP.
+    ssl_context: serve HTTPS only, with this server-side context
+      (ssl_util.build_ssl_context of --rest_api_ssl_config_file); None:
+      plain HTTP.
     restricted_api: the API groups that need a header [--restricted_api];
       None: every API is open.
   """
@@ -168,7 +168,7 @@ class HttpRestServerOptions:
   monitoring_config: Optional[monitoring_config_pb2.MonitoringConfig] = None
   host: str = "0.0.0.0"
   inline_max_micros: int = 1000
-  ssl_config: Optional[ssl_config_pb2.SSLConfig] = None
+  ssl_context: Optional[ssl.SSLContext] = None
   restricted_api: Optional[restricted_api_lib.RestrictedApi] = None
 
 
@@ -503,11 +503,7 @@ class HttpRestServer:
                options: HttpRestServerOptions = HttpRestServerOptions(),
                v2_handler: Optional[
                    v2_handler_lib.V2HttpRestApiHandler] = None) -> None:
-    """Raises ServingError (INVALID_ARGUMENT) if options.ssl_config does not
-    make a TLS context (see ssl_util.build_ssl_context)."""
     self._options = options
-    self._ssl_context = (ssl_util.build_ssl_context(options.ssl_config)
-                         if options.ssl_config is not None else None)
     self._restricted_api = (options.restricted_api
                             if options.restricted_api is not None and
                             options.restricted_api.enabled else None)
@@ -569,9 +565,10 @@ class HttpRestServer:
     self._thread.start()
     started.result()  # Re-raises a failure to start serving.
     logging.info("Exporting HTTP/REST API at:localhost:%d ...", self.port)
-    if self._ssl_context is not None:
+    context = self._options.ssl_context
+    if context is not None:
       logging.info("The HTTP/REST port serves HTTPS only%s.",
-                   " (mutual TLS)" if self._options.ssl_config.client_verify
+                   " (mutual TLS)" if context.verify_mode == ssl.CERT_REQUIRED
                    else "")
     return self.port
 
@@ -582,7 +579,7 @@ class HttpRestServer:
     try:
       self._server = loop.run_until_complete(
           loop.create_server(lambda: _Connection(self), sock=sock,
-                             backlog=1024, ssl=self._ssl_context))
+                             backlog=1024, ssl=self._options.ssl_context))
     except BaseException as e:  # pylint: disable=broad-except
       started.set_exception(e)
       return

@@ -551,21 +551,21 @@ class Server:
     except status.ServingError as e:
       raise StartupError(str(e)) from e
     try:
-      ssl_config = (ssl_util.read_ssl_config(options.rest_api_ssl_config_file)
-                    if options.rest_api_ssl_config_file else None)
-      rest = http_server.HttpRestServer(
-          self._data_plane,
-          http_server.HttpRestServer.Options(
-              num_threads=options.rest_api_num_threads,
-              timeout_in_ms=options.rest_api_timeout_in_ms,
-              enable_cors_support=options.rest_api_enable_cors_support,
-              monitoring_config=monitoring,
-              ssl_config=ssl_config,
-              restricted_api=self.restricted_api),
-          v2_handler=v2_http_rest_api_handler.V2HttpRestApiHandler(self._v2))
+      ssl_context = (ssl_util.build_ssl_context(
+          ssl_util.read_ssl_config(options.rest_api_ssl_config_file))
+                     if options.rest_api_ssl_config_file else None)
     except status.ServingError as e:
-      # Only the SSL config can fail here.
       raise StartupError(f"--rest_api_ssl_config_file: {e}") from e
+    rest = http_server.HttpRestServer(
+        self._data_plane,
+        http_server.HttpRestServer.Options(
+            num_threads=options.rest_api_num_threads,
+            timeout_in_ms=options.rest_api_timeout_in_ms,
+            enable_cors_support=options.rest_api_enable_cors_support,
+            monitoring_config=monitoring,
+            ssl_context=ssl_context,
+            restricted_api=self.restricted_api),
+        v2_handler=v2_http_rest_api_handler.V2HttpRestApiHandler(self._v2))
     try:
       self.rest_port = rest.start(options.rest_api_port)
     except OSError as e:
