@@ -51,6 +51,8 @@ _GROUPS: Dict[str, str] = {
     "wsgiref": "http",
     "xmlrpc": "http",
     "aiohttp": "http",
+    "httptools": "http",
+    "granian": "http",
     "requests": "http",
     "httpx": "http",
     "urllib3": "http",

@@ -1,14 +1,31 @@
 """HttpRestServer: the REST API and the Prometheus page on one HTTP port.
 
-As upstream's model_servers/http_server. The HTTP side is aiohttp's
-low-level server (chosen by CPU time per request; see docs/performance.md)
-running an asyncio loop on its own thread; it only moves bytes. Each /v1
-request is handed to HttpRestApiHandler (and through it to the DataPlane)
-on a pool of --rest_api_num_threads worker threads, because the model call
-blocks (and TensorFlow releases the GIL while it runs), with a
-RequestContext whose deadline is --rest_api_timeout_in_ms away. This module
-is also the one place where a ServingError's code becomes an HTTP status
-(to_http_status).
+As upstream's model_servers/http_server. The HTTP side is an asyncio
+protocol on a uvloop event loop of its own thread, with httptools (the C
+HTTP/1.1 parser llhttp) reading requests: among the Python HTTP stacks
+measured side by side it spends the least CPU per request
+(docs/performance.md, "REST, small requests"). It only moves bytes: each
+/v1 request goes to HttpRestApiHandler (and through it to the DataPlane)
+with a RequestContext whose deadline is --rest_api_timeout_in_ms away, in
+one of two places:
+
+  * on the event loop itself, when calls of its kind (same method, URL path
+    and body size class) were measured to take less than
+    HttpRestServerOptions.inline_max_micros (1 ms by default). Handing a
+    call to a thread and back costs more CPU than such a call; a short call
+    holds the loop no longer than a pool thread would hold the interpreter
+    lock. Past the deadline it is answered 504 by the data plane's check
+    after the call;
+  * otherwise on a pool of --rest_api_num_threads worker threads, because
+    the model call blocks (and TensorFlow releases the GIL while it runs),
+    so that a slow model never holds up the others; the loop answers 504
+    when the deadline passes. Every call of a kind not yet measured goes
+    here, and each call's run time is recorded (CallTimes), so a kind that
+    becomes fast moves to the loop and one that becomes slow moves to the
+    pool.
+
+This module is also the one place where a ServingError's code becomes an
+HTTP status (to_http_status).
 
 Per request, as upstream:
   * Only /v1/... paths reach the API; the Prometheus path (when
@@ -19,7 +36,8 @@ Per request, as upstream:
   * Bodies with "Content-Encoding: gzip" (or deflate) are decompressed, up
     to 100 MB.
   * A call that takes longer than --rest_api_timeout_in_ms is answered with
-    DEADLINE_EXCEEDED (504); the model run itself finishes in the background.
+    DEADLINE_EXCEEDED (504); a model run on the pool finishes in the
+    background.
   * OPTIONS is the CORS preflight: 200 when an Origin header names an
     http(s) origin, otherwise 400. With --rest_api_enable_cors_support every
     /v1 response carries the Access-Control-Allow-* headers.
@@ -27,21 +45,35 @@ Per request, as upstream:
     it succeeded, timed in :tensorflow:serving:request_latency
     (entrypoint="REST", API = the URL verb), by the data plane.
 
-Lifecycle: start(port) binds and serves (from any thread); stop() closes the
-port and stops the loop. Not restartable.
+HTTP/1.1 as clients use it: keep-alive (and HTTP/1.0's), pipelined requests
+answered in order, chunked request bodies, "Expect: 100-continue"; a request
+the parser refuses gets 400 and the connection is closed. The request line
+and headers may take up to 1 MiB.
+
+Lifecycle: start(port) binds and serves (from any thread); stop() stops
+accepting, lets requests in flight finish for up to 10 s (answered as
+usual), closes the connections and stops the loop. Not restartable.
 """
 
 import asyncio
+import collections
 import concurrent.futures
 import dataclasses
+import email.utils
+import http
 import multiprocessing
 import re
 import socket
 import threading
-from typing import Optional
+import time
+from typing import Awaitable, Callable, Hashable, Optional, TypeVar, Union
 
 from absl import logging
-from aiohttp import web
+import httptools
+try:
+  import uvloop  # pylint: disable=g-import-not-at-top
+except ImportError:  # Not on Windows; asyncio's own loop serves there.
+  uvloop = None
 
 from tensorflow_serving.config import monitoring_config_pb2
 from tensorflow_serving.model_servers import data_plane as data_plane_lib
@@ -79,6 +111,12 @@ _HTTP_STATUS = {
     status.Code.UNAUTHENTICATED: 401,
 }
 _REASONS = {499: "Client Closed Request"}
+# The request line and headers of one request may take this many bytes.
+_MAX_HEAD_BYTES = 1 << 20
+# Pipelined requests queued on one connection before it stops reading.
+_MAX_QUEUED = 16
+# What a handler's call returns (RestResult, V2RestResult).
+_Result = TypeVar("_Result")
 
 
 def default_num_threads() -> int:
@@ -105,6 +143,9 @@ class HttpRestServerOptions:
     monitoring_config: serves the Prometheus page when
       prometheus_config.enable is set [--monitoring_config_file].
     host: the address to bind (all interfaces by default).
+    inline_max_micros: calls measured to run for less than this run on the
+      event loop instead of the pool (see the module docstring); 0: every
+      call on the pool.
   """
 
   num_threads: int = dataclasses.field(default_factory=default_num_threads)
@@ -112,6 +153,46 @@ class HttpRestServerOptions:
   enable_cors_support: bool = False
   monitoring_config: Optional[monitoring_config_pb2.MonitoringConfig] = None
   host: str = "0.0.0.0"
+  inline_max_micros: int = 1000
+
+
+class CallTimes:
+  """How long each kind of call runs: which may run on the event loop.
+
+  A kind is whatever key the caller picks (here: method, URL path, body
+  size class). The estimate of a kind follows its fastest recent runs: a
+  run faster than the estimate replaces it, a slower one can at most double
+  it. On a busy machine a short call is often preempted and then takes many
+  times its own length; this keeps such calls short while a kind whose
+  every call is slow crosses the limit within a few calls. A run over
+  _SLOW_FACTOR times the limit replaces the estimate at once, so that one
+  truly slow call sends its kind to the pool. A kind never measured is not
+  short. Called from the loop and the pool threads: each update is one dict
+  store (atomic under the interpreter lock), and a lost update only delays
+  a decision by one call.
+  """
+
+  _SLOW_FACTOR = 20
+  _MAX_KINDS = 4096  # Past this many kinds (URLs are the client's), start over.
+
+  def __init__(self, limit_seconds: float) -> None:
+    self._limit = limit_seconds
+    self._estimates: dict[Hashable, float] = {}
+
+  def is_short(self, kind: Hashable) -> bool:
+    """Whether calls of this kind were measured to take under the limit."""
+    return self._estimates.get(kind, self._limit) < self._limit
+
+  def record(self, kind: Hashable, seconds: float) -> None:
+    """Records one run (wall time) of a call of this kind."""
+    previous = self._estimates.get(kind)
+    if previous is None or seconds >= self._limit * self._SLOW_FACTOR:
+      estimate = seconds
+      if previous is None and len(self._estimates) >= self._MAX_KINDS:
+        self._estimates = {}
+    else:
+      estimate = min(seconds, 2 * previous)
+    self._estimates[kind] = estimate
 
 
 def read_monitoring_config(path: str) -> monitoring_config_pb2.MonitoringConfig:
@@ -125,6 +206,240 @@ def read_monitoring_config(path: str) -> monitoring_config_pb2.MonitoringConfig:
   return proto_util.parse_proto_text_file(
       path, monitoring_config_pb2.MonitoringConfig())
 
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HttpRequest:
+  """One HTTP request as the server's handlers see it.
+
+  Attributes:
+    method: "GET", "POST", ...
+    path: the URL path as sent (still percent-encoded), without the query.
+    headers: header names lower-cased -> values (the last of repeats).
+    body: the body, de-chunked (Content-Encoding is the handler's).
+  """
+
+  method: str
+  path: str
+  headers: dict[str, str]
+  body: bytes
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HttpResponse:
+  """What the server writes back: status, header lines (b"Name: value\r\n"
+  each, without Content-Length), body."""
+
+  status: int
+  headers: bytes
+  body: bytes
+
+
+def _header_lines(headers) -> bytes:
+  return b"".join(f"{name}: {value}\r\n".encode("latin-1")
+                  for name, value in headers)
+
+
+def _status_line(code: int) -> bytes:
+  try:
+    reason = _REASONS.get(code) or http.HTTPStatus(code).phrase
+  except ValueError:
+    reason = "Unknown"
+  return f"HTTP/1.1 {code} {reason}\r\n".encode("latin-1")
+
+
+class _Date:
+  """The Date header's value, formatted once per second."""
+
+  def __init__(self) -> None:
+    self._second = -1
+    self._line = b""
+
+  def line(self) -> bytes:
+    now = int(time.time())
+    if now != self._second:
+      self._second = now
+      self._line = ("Date: " + email.utils.formatdate(now, usegmt=True) +
+                    "\r\n").encode("latin-1")
+    return self._line
+
+
+class _Connection(asyncio.Protocol):
+  """One client connection: httptools parses, requests are answered in
+  order (pipelined ones wait in a queue; reading pauses while it is long or
+  the client does not read its answers). Runs on the loop thread only."""
+
+  def __init__(self, server: "HttpRestServer") -> None:
+    self._server = server
+    self._parser = httptools.HttpRequestParser(self)
+    self._transport: Optional[asyncio.Transport] = None
+    self._url = b""
+    self._headers: dict[str, str] = {}
+    self._body: list[bytes] = []
+    self._head_bytes = 0
+    self._in_message = False
+    self._queue: collections.deque = collections.deque()
+    self._busy = False  # A request is being answered asynchronously.
+    self._closing = False  # Close once nothing is in flight.
+    self._paused = False
+
+  # asyncio.Protocol
+
+  def connection_made(self, transport: asyncio.Transport) -> None:
+    self._transport = transport
+    self._server._connections.add(self)  # pylint: disable=protected-access
+
+  def connection_lost(self, exc: Optional[Exception]) -> None:
+    self._transport = None
+    self._queue.clear()
+    self._server._connection_closed(self)  # pylint: disable=protected-access
+
+  def data_received(self, data: bytes) -> None:
+    try:
+      self._parser.feed_data(data)
+    except httptools.HttpParserUpgrade:
+      self._refuse(400)  # No protocol upgrades here.
+    except httptools.HttpParserError:
+      self._refuse(400)
+
+  def pause_writing(self) -> None:
+    if self._transport is not None:
+      self._transport.pause_reading()
+
+  def resume_writing(self) -> None:
+    if self._transport is not None and not self._paused:
+      self._transport.resume_reading()
+
+  # httptools callbacks
+
+  def on_message_begin(self) -> None:
+    self._url = b""
+    self._headers = {}
+    self._body = []
+    self._head_bytes = 0
+    self._in_message = True
+
+  def on_url(self, url: bytes) -> None:
+    self._url += url
+    self._count_head(len(url))
+
+  def on_header(self, name: bytes, value: bytes) -> None:
+    self._count_head(len(name) + len(value))
+    self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+
+  def on_headers_complete(self) -> None:
+    if (self._headers.get("expect", "").lower() == "100-continue" and
+        self._transport is not None):
+      self._transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+  def on_body(self, body: bytes) -> None:
+    self._body.append(body)
+
+  def on_message_complete(self) -> None:
+    self._in_message = False
+    url = self._url
+    if not url.startswith(b"/"):  # absolute-form, "http://host/path?q"
+      url = httptools.parse_url(url).path or b"/"
+    path = url.split(b"?", 1)[0].decode("utf-8", "surrogateescape")
+    request = HttpRequest(self._parser.get_method().decode("ascii"), path,
+                          self._headers, b"".join(self._body))
+    item = (request, self._parser.should_keep_alive())
+    if self._busy or self._queue:
+      self._queue.append(item)
+      if len(self._queue) >= _MAX_QUEUED and not self._paused:
+        self._paused = True
+        self._transport.pause_reading()
+      return
+    self._serve(item)
+
+  # answering
+
+  def _count_head(self, n: int) -> None:
+    self._head_bytes += n
+    if self._head_bytes > _MAX_HEAD_BYTES:
+      raise httptools.HttpParserError("request head too large")
+
+  def _serve(self, item: tuple[HttpRequest, bool]) -> None:
+    while True:
+      request, keep_alive = item
+      try:
+        response = self._server._respond(request)  # pylint: disable=protected-access
+      except Exception:  # pylint: disable=broad-except
+        logging.exception("REST %s %s failed", request.method, request.path)
+        response = HttpResponse(500, b"", b"")
+      if not isinstance(response, HttpResponse):
+        self._busy = True
+        asyncio.ensure_future(self._serve_later(request, keep_alive, response))
+        return
+      self._write(request, keep_alive, response)
+      if not self._queue or self._transport is None:
+        break
+      item = self._queue.popleft()
+    self._maybe_resume()
+
+  async def _serve_later(self, request: HttpRequest, keep_alive: bool,
+                         response: Awaitable[HttpResponse]) -> None:
+    try:
+      answer = await response
+    except Exception:  # pylint: disable=broad-except
+      logging.exception("REST %s %s failed", request.method, request.path)
+      answer = HttpResponse(500, b"", b"")
+    self._busy = False
+    if self._transport is None:
+      return
+    self._write(request, keep_alive, answer)
+    if self._queue and self._transport is not None:
+      self._serve(self._queue.popleft())
+    else:
+      self._maybe_resume()
+
+  def _maybe_resume(self) -> None:
+    if self._paused and self._transport is not None and not self._queue:
+      self._paused = False
+      self._transport.resume_reading()
+
+  def _write(self, request: HttpRequest, keep_alive: bool,
+             response: HttpResponse) -> None:
+    transport = self._transport
+    if transport is None:
+      return
+    close = not keep_alive or (self._closing and not self._queue)
+    head = b"".join((
+        _status_line(response.status), response.headers,
+        self._server._date.line(),  # pylint: disable=protected-access
+        b"Content-Length: %d\r\n" % len(response.body),
+        b"Connection: close\r\n\r\n" if close else b"\r\n"))
+    if request.method == "HEAD":
+      transport.write(head)
+    else:
+      transport.write(head + response.body)
+    if close:
+      transport.close()
+      self._transport = None
+
+  def _refuse(self, code: int) -> None:
+    """Answers a request the parser refused, and closes."""
+    transport = self._transport
+    if transport is None:
+      return
+    self._transport = None
+    self._queue.clear()
+    transport.write(_status_line(code) + self._server._date.line() +  # pylint: disable=protected-access
+                    b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+    transport.close()
+
+  def close_when_idle(self) -> None:
+    """Stopping: closes now if nothing is in flight, else after it."""
+    self._closing = True
+    if (self._transport is not None and not self._busy and not self._queue and
+        not self._in_message):
+      self._transport.close()
+      self._transport = None
+
+  def abort(self) -> None:
+    if self._transport is not None:
+      self._transport.abort()
+      self._transport = None
 
 
 class HttpRestServer:
@@ -144,9 +459,13 @@ class HttpRestServer:
         thread_name_prefix="httprestserver")
     self._timeout: Optional[float] = (options.timeout_in_ms / 1000.0
                                       if options.timeout_in_ms > 0 else None)
-    self._json_headers = dict(http_rest_api_util.JSON_HEADERS)
+    self._call_times = CallTimes(options.inline_max_micros / 1e6)
+    headers = list(http_rest_api_util.JSON_HEADERS)
     if options.enable_cors_support:
-      self._json_headers.update(http_rest_api_util.CORS_HEADERS)
+      headers += http_rest_api_util.CORS_HEADERS
+    self._json_headers = _header_lines(headers)
+    self._cors_headers = _header_lines(
+        http_rest_api_util.CORS_HEADERS if options.enable_cors_support else ())
     prometheus = (options.monitoring_config.prometheus_config
                   if options.monitoring_config is not None else None)
     self._metrics_path = None
@@ -155,9 +474,14 @@ class HttpRestServer:
       self._metrics_path = (prometheus.path or
                             prometheus_exporter.PROMETHEUS_PATH)
       self._exporter = prometheus_exporter.PrometheusExporter()
+    self._metrics_headers = _header_lines(
+        (("Content-Type", prometheus_exporter.CONTENT_TYPE),))
+    self._date = _Date()
+    self._connections: set[_Connection] = set()  # Loop thread only.
+    self._drained: Optional[asyncio.Event] = None
     self._loop: Optional[asyncio.AbstractEventLoop] = None
     self._thread: Optional[threading.Thread] = None
-    self._runner: Optional[web.ServerRunner] = None
+    self._server: Optional[asyncio.AbstractServer] = None
     self.port: Optional[int] = None
 
   # ------------------------------------------------------------ lifecycle
@@ -177,7 +501,8 @@ class HttpRestServer:
       sock.close()
       raise
     self.port = sock.getsockname()[1]
-    self._loop = asyncio.new_event_loop()
+    self._loop = (uvloop.new_event_loop() if uvloop is not None else
+                  asyncio.new_event_loop())
     started = concurrent.futures.Future()
     self._thread = threading.Thread(
         target=self._run_loop, args=(sock, started), name="httprestserver-io",
@@ -192,25 +517,41 @@ class HttpRestServer:
     loop = self._loop
     asyncio.set_event_loop(loop)
     try:
-      loop.run_until_complete(self._serve(sock))
+      self._server = loop.run_until_complete(
+          loop.create_server(lambda: _Connection(self), sock=sock,
+                             backlog=1024))
     except BaseException as e:  # pylint: disable=broad-except
       started.set_exception(e)
       return
     started.set_result(None)
     loop.run_forever()
-    loop.run_until_complete(self._runner.cleanup())
+    loop.run_until_complete(self._drain())
     loop.close()
 
-  async def _serve(self, sock: socket.socket) -> None:
-    # auto_decompress=False: bodies are decompressed here, with a size limit.
-    server = web.Server(self._handle, auto_decompress=False, access_log=None)
-    self._runner = web.ServerRunner(server, handle_signals=False,
-                                    shutdown_timeout=_DRAIN_SECONDS)
-    await self._runner.setup()
-    await web.SockSite(self._runner, sock).start()
+  async def _drain(self) -> None:
+    """Stops accepting, lets requests in flight finish (up to
+    _DRAIN_SECONDS), then closes every connection."""
+    self._server.close()
+    self._drained = asyncio.Event()
+    for connection in list(self._connections):
+      connection.close_when_idle()
+    if self._connections:
+      try:
+        await asyncio.wait_for(self._drained.wait(), _DRAIN_SECONDS)
+      except asyncio.TimeoutError:
+        pass
+    for connection in list(self._connections):
+      connection.abort()
+    await self._server.wait_closed()
+
+  def _connection_closed(self, connection: _Connection) -> None:
+    self._connections.discard(connection)
+    if self._drained is not None and not self._connections:
+      self._drained.set()
 
   def stop(self) -> None:
-    """Closes the port; in-flight model runs finish on their own."""
+    """Stops serving; requests in flight are answered first (up to 10 s).
+    Model runs left on the pool finish on their own."""
     if self._loop is None:
       return
     loop, self._loop = self._loop, None
@@ -220,82 +561,121 @@ class HttpRestServer:
 
   # ------------------------------------------------------------- requests
 
-  async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
-    path = request.raw_path.split("?", 1)[0]
+  def _respond(
+      self, request: HttpRequest
+  ) -> Union[HttpResponse, Awaitable[HttpResponse]]:
+    """The response, or an awaitable of it (calls run on the pool)."""
+    path = request.path
     if self._metrics_path is not None and path == self._metrics_path:
-      page = await asyncio.get_running_loop().run_in_executor(
-          self._pool, self._exporter.generate_page)
-      return web.Response(
-          body=page,
-          headers={"Content-Type": prometheus_exporter.CONTENT_TYPE})
+      return self._metrics_page()
     if self._v2_handler is not None and (
         path == v2_handler_lib.PATH_PREFIX or
         path.startswith(v2_handler_lib.PATH_PREFIX + "/")):
-      return await self._handle_v2(request, path)
+      return self._respond_v2(request)
     if not http_rest_api_util.PATH_REGEX.fullmatch(path):
-      return web.Response(status=404)
+      return HttpResponse(404, b"", b"")
     if request.method == "OPTIONS":
       return self._preflight(request)
-    body = await request.content.read()
     # The API label is the handler's to set, from the URL.
     context = data_plane_lib.RequestContext.with_timeout(
         metrics.REST, "", self._timeout)
+    args = (request.method, path, request.body, context,
+            request.headers.get("content-encoding", ""))
+    return self._run(request, self._handler.process_request, args, context,
+                     http_rest_api_handler.RestResult.failure,
+                     self._to_response)
+
+  def _respond_v2(
+      self, request: HttpRequest
+  ) -> Union[HttpResponse, Awaitable[HttpResponse]]:
+    """A /v2 call: health, readiness and server metadata are answered here
+    at once (a probe never waits for a worker); the rest run as /v1 calls
+    do."""
+    if request.method == "OPTIONS":
+      return self._preflight(request)
+    result = self._v2_handler.quick_response(request.method, request.path)
+    if result is not None:
+      return self._to_v2_response(request, result)
+    context = data_plane_lib.RequestContext.with_timeout(
+        metrics.REST, None, self._timeout)
+    args = (request.method, request.path, request.body, request.headers,
+            context)
+    return self._run(request, self._v2_handler.process_request, args, context,
+                     v2_handler_lib.V2RestResult.failure, self._to_v2_response)
+
+  def _run(self, request: HttpRequest, call: Callable[..., _Result],
+           args: tuple, context: data_plane_lib.RequestContext,
+           failure: Callable[[status.ServingError], _Result],
+           to_response: Callable[[HttpRequest, _Result], HttpResponse]
+          ) -> Union[HttpResponse, Awaitable[HttpResponse]]:
+    """Runs `call(*args)` on the loop when calls of its kind were measured
+    short, else on the pool (see the module docstring)."""
+    kind = (request.method, request.path, len(request.body).bit_length())
+    if self._call_times.is_short(kind):
+      return to_response(request, self._timed_call(kind, call, args))
+    return self._respond_from_pool(request, kind, call, args, context,
+                                   failure, to_response)
+
+  async def _respond_from_pool(
+      self, request: HttpRequest, kind: Hashable,
+      call: Callable[..., _Result], args: tuple,
+      context: data_plane_lib.RequestContext,
+      failure: Callable[[status.ServingError], _Result],
+      to_response: Callable[[HttpRequest, _Result], HttpResponse]
+  ) -> HttpResponse:
     try:
-      call = asyncio.get_running_loop().run_in_executor(
-          self._pool, self._handler.process_request, request.method, path,
-          body, context, request.headers.get("Content-Encoding", ""))
-      result = await asyncio.wait_for(call, self._timeout)
+      future = asyncio.get_running_loop().run_in_executor(
+          self._pool, self._timed_call, kind, call, args)
+      result = await asyncio.wait_for(future, self._timeout)
     except asyncio.TimeoutError:
       # The call goes on in the background; the data plane counts it, as
       # DEADLINE_EXCEEDED, when it ends.
-      result = http_rest_api_handler.RestResult.failure(
-          context.deadline_exceeded())
-    code = status.Code.OK if result.error is None else result.error.code
-    if result.error is not None:
-      logging.vlog(1, "Error Processing HTTP/REST request: %s %s Error: %s",
-                   request.method, path, result.error.message)
-    http_status = to_http_status(code)
-    return web.Response(body=result.body.encode("utf-8"), status=http_status,
-                        reason=_REASONS.get(http_status),
-                        headers=self._json_headers)
+      result = failure(context.deadline_exceeded())
+    return to_response(request, result)
 
-  async def _handle_v2(self, request: web.BaseRequest,
-                       path: str) -> web.Response:
-    """A /v2 call: health answered here, the rest on the worker pool."""
-    if request.method == "OPTIONS":
-      return self._preflight(request)
-    result = self._v2_handler.quick_response(request.method, path)
-    if result is None:
-      body = await request.content.read()
-      context = data_plane_lib.RequestContext.with_timeout(
-          metrics.REST, None, self._timeout)
-      try:
-        call = asyncio.get_running_loop().run_in_executor(
-            self._pool, self._v2_handler.process_request, request.method,
-            path, body, request.headers, context)
-        result = await asyncio.wait_for(call, self._timeout)
-      except asyncio.TimeoutError:
-        result = v2_handler_lib.V2RestResult.failure(
-            context.deadline_exceeded())
+  def _timed_call(self, kind: Hashable, call: Callable[..., _Result],
+                  args: tuple) -> _Result:
+    start = time.perf_counter()
+    try:
+      return call(*args)
+    finally:
+      self._call_times.record(kind, time.perf_counter() - start)
+
+  def _to_response(self, request: HttpRequest,
+                   result: http_rest_api_handler.RestResult) -> HttpResponse:
+    if result.error is None:
+      return HttpResponse(200, self._json_headers, result.body.encode("utf-8"))
+    logging.vlog(1, "Error Processing HTTP/REST request: %s %s Error: %s",
+                 request.method, request.path, result.error.message)
+    return HttpResponse(to_http_status(result.error.code), self._json_headers,
+                        result.body.encode("utf-8"))
+
+  def _to_v2_response(self, request: HttpRequest,
+                      result: v2_handler_lib.V2RestResult) -> HttpResponse:
     if result.error is not None:
       logging.vlog(1, "Error Processing HTTP/REST request: %s %s Error: %s",
-                   request.method, path, result.error.message)
+                   request.method, request.path, result.error.message)
       http_status = to_http_status(result.error.code)
     else:
       http_status = result.http_status or 200
-    headers = dict(self._json_headers)
-    headers["Content-Type"] = result.content_type
+    headers = [("Content-Type", result.content_type)]
     if result.header_length is not None:
-      headers[v2_handler_lib.HEADER_CONTENT_LENGTH] = str(
-          result.header_length)
-    return web.Response(body=result.body, status=http_status,
-                        reason=_REASONS.get(http_status), headers=headers)
+      headers.append((v2_handler_lib.HEADER_CONTENT_LENGTH,
+                      str(result.header_length)))
+    return HttpResponse(http_status,
+                        _header_lines(headers) + self._cors_headers,
+                        result.body)
 
-  def _preflight(self, request: web.BaseRequest) -> web.Response:
-    origin = request.headers.get("Origin", "")
+  async def _metrics_page(self) -> HttpResponse:
+    page = await asyncio.get_running_loop().run_in_executor(
+        self._pool, self._exporter.generate_page)
+    return HttpResponse(200, self._metrics_headers, page)
+
+  def _preflight(self, request: HttpRequest) -> HttpResponse:
+    origin = request.headers.get("origin", "")
     if _ORIGIN_REGEX.fullmatch(origin):
-      return web.Response(status=200, headers=self._json_headers)
-    return web.Response(
-        body=json_tensor.make_json_error(
-            "Origin header is missing in CORS preflight").encode("utf-8"),
-        status=400, headers=self._json_headers)
+      return HttpResponse(200, self._json_headers, b"")
+    return HttpResponse(
+        400, self._json_headers,
+        json_tensor.make_json_error(
+            "Origin header is missing in CORS preflight").encode("utf-8"))

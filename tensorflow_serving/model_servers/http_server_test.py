@@ -10,7 +10,9 @@ import gzip
 import http.client
 import json
 import os
+import socket
 import tempfile
+import threading
 
 from absl.testing import absltest
 import tensorflow as tf
@@ -77,11 +79,18 @@ class HttpServerTest(absltest.TestCase):
             enable_cors_support=True, monitoring_config=monitoring,
             host="127.0.0.1"))
     cls.cors_port = cls.cors_server.start(0)
+    # Same core, a short timeout, and every measured call run on the loop.
+    cls.inline_server = http_server.HttpRestServer(
+        data_plane.DataPlane(cls.core), http_server.HttpRestServer.Options(
+            num_threads=2, timeout_in_ms=_SHORT_TIMEOUT_MS,
+            inline_max_micros=600 * 1000000, host="127.0.0.1"))
+    cls.inline_port = cls.inline_server.start(0)
 
   @classmethod
   def tearDownClass(cls):
     cls.server.stop()
     cls.cors_server.stop()
+    cls.inline_server.stop()
     cls.core.stop()
     super().tearDownClass()
 
@@ -332,6 +341,23 @@ class HttpServerTest(absltest.TestCase):
                        '{"instances": [10]}'),
         (200, {"predictions": [10]}))
 
+  def test_timeout_is_504_for_a_call_run_on_the_loop(self):
+    # The first call of a kind runs on the pool and is measured; after it,
+    # calls of the same kind (path, body size class) run on the loop, where
+    # the data plane's check after the call answers the late one.
+    short, slow = '{"instances": [10]}', '{"instances": [%d]}' % (
+        _SLOW_ITERATIONS)
+    self.assertEqual(len(short).bit_length(), len(slow).bit_length())
+    for _ in range(2):
+      self.assertEqual(
+          self.call_json("POST", "/v1/models/slow:predict", short,
+                         port=self.inline_port),
+          (200, {"predictions": [10]}))
+    self.assertError(
+        "POST", "/v1/models/slow:predict", slow, 504,
+        "Deadline exceeded: the request took longer than "
+        f"{_SHORT_TIMEOUT_MS} ms", port=self.inline_port)
+
   # ------------------------------------------------------------ metrics
 
   def test_prometheus_metrics_after_requests(self):
@@ -378,6 +404,181 @@ class HttpServerTest(absltest.TestCase):
                                port=self.cors_port)[0], 404)
 
 
+class HttpProtocolTest(absltest.TestCase):
+  """HTTP/1.1 as clients speak it, over raw sockets."""
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    base = tempfile.mkdtemp(dir=absltest.get_default_test_tmpdir())
+    half_plus_two.write_tf1(os.path.join(base, "half", "123"))
+    _write_slow_model(os.path.join(base, "slow", "1"))
+    config = server_core_test_util.model_config(
+        {"half": os.path.join(base, "half"),
+         "slow": os.path.join(base, "slow")},
+        platform=server_core_lib.TENSORFLOW_MODEL_PLATFORM)
+    cls.core = server_core_lib.ServerCore.create(server_core_test_util.options(
+        config, platform_source_adapters={
+            server_core_lib.TENSORFLOW_MODEL_PLATFORM:
+                saved_model_bundle_source_adapter.SavedModelBundleSourceAdapter
+        }))
+    cls.server = cls.start_server()
+    cls.port = cls.server.port
+
+  @classmethod
+  def tearDownClass(cls):
+    cls.server.stop()
+    cls.core.stop()
+    super().tearDownClass()
+
+  @classmethod
+  def start_server(cls):
+    server = http_server.HttpRestServer(
+        data_plane.DataPlane(cls.core),
+        http_server.HttpRestServer.Options(num_threads=2, host="127.0.0.1"))
+    server.start(0)
+    return server
+
+  def connect(self, port=None):
+    sock = socket.create_connection(("127.0.0.1", port or self.port),
+                                    timeout=30)
+    self.addCleanup(sock.close)
+    return sock
+
+  def read_response(self, sock, buf=b""):
+    """(status, headers, body, rest of the buffer) of one response."""
+    while b"\r\n\r\n" not in buf:
+      data = sock.recv(65536)
+      self.assertTrue(data, "connection closed before a response")
+      buf += data
+    head, _, buf = buf.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    code = int(lines[0].split()[1])
+    headers = {k.lower(): v.strip() for k, _, v in
+               (line.partition(":") for line in lines[1:])}
+    length = int(headers.get("content-length", "0"))
+    while len(buf) < length:
+      data = sock.recv(65536)
+      self.assertTrue(data, "connection closed inside a body")
+      buf += data
+    return code, headers, buf[:length], buf[length:]
+
+  def assertClosed(self, sock):
+    try:
+      self.assertEqual(sock.recv(1), b"")
+    except ConnectionResetError:
+      pass  # Closed with unread bytes of ours: also closed.
+
+  def test_pipelined_requests_are_answered_in_order(self):
+    sock = self.connect()
+    body = b'{"instances": [1.0]}'
+    predict = (b"POST /v1/models/half:predict HTTP/1.1\r\nHost: x\r\n"
+               b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    status_get = b"GET /v1/models/nope HTTP/1.1\r\nHost: x\r\n\r\n"
+    sock.sendall(predict + status_get + predict)
+    code, _, data, rest = self.read_response(sock)
+    self.assertEqual((code, json.loads(data)), (200, {"predictions": [2.5]}))
+    code, _, data, rest = self.read_response(sock, rest)
+    self.assertEqual(code, 404)
+    code, headers, data, rest = self.read_response(sock, rest)
+    self.assertEqual((code, json.loads(data)), (200, {"predictions": [2.5]}))
+    self.assertEqual(headers["content-type"], "application/json")
+    self.assertIn("date", headers)
+    self.assertEqual(rest, b"")
+
+  def test_chunked_body(self):
+    sock = self.connect()
+    sock.sendall(b"POST /v1/models/half:predict?x=1 HTTP/1.1\r\nHost: x\r\n"
+                 b"Transfer-Encoding: chunked\r\n\r\n"
+                 b"5\r\n{\"ins\r\nf\r\ntances\": [3.0]}\r\n0\r\n\r\n")
+    code, _, data, _ = self.read_response(sock)
+    self.assertEqual((code, json.loads(data)), (200, {"predictions": [3.5]}))
+
+  def test_expect_100_continue(self):
+    sock = self.connect()
+    body = b'{"instances": [5.0]}'
+    sock.sendall(b"POST /v1/models/half:predict HTTP/1.1\r\nHost: x\r\n"
+                 b"Expect: 100-continue\r\n"
+                 b"Content-Length: %d\r\n\r\n" % len(body))
+    code, _, _, rest = self.read_response(sock)
+    self.assertEqual(code, 100)
+    sock.sendall(body)
+    code, _, data, _ = self.read_response(sock, rest)
+    self.assertEqual((code, json.loads(data)), (200, {"predictions": [4.5]}))
+
+  def test_http_1_0_closes_and_head_has_no_body(self):
+    sock = self.connect()
+    sock.sendall(b"GET /v1/models/half HTTP/1.0\r\n\r\n")
+    code, headers, data, rest = self.read_response(sock)
+    self.assertEqual(code, 200)
+    self.assertEqual(headers["connection"], "close")
+    self.assertIn(b"AVAILABLE", data)
+    self.assertEqual(rest, b"")
+    self.assertClosed(sock)
+    sock = self.connect()
+    sock.sendall(b"HEAD /v1/models/half HTTP/1.1\r\nHost: x\r\n\r\n"
+                 b"GET /v1/models/half HTTP/1.1\r\nHost: x\r\n"
+                 b"Connection: close\r\n\r\n")
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+      buf += sock.recv(65536)
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    self.assertIn(b"HTTP/1.1 400 Bad Request", head)  # Not a /v1 verb.
+    self.assertNotIn(b"Content-Length: 0\r\n", head)
+    code, _, data, _ = self.read_response(sock, rest)
+    self.assertEqual(code, 200)  # The HEAD answer carried no body.
+    self.assertIn(b"AVAILABLE", data)
+    self.assertClosed(sock)
+
+  def test_malformed_request_is_400_and_closes(self):
+    for request in (b"NOT HTTP AT ALL\r\n\r\n",
+                    b"GET /v1/models/half HTTP/1.1\r\nContent-Length: x\r\n"
+                    b"\r\n"):
+      sock = self.connect()
+      sock.sendall(request)
+      code, _, _, _ = self.read_response(sock)
+      self.assertEqual(code, 400)
+      self.assertClosed(sock)
+    # A request head over 1 MiB: 400, though the server closes before
+    # reading the rest, so the client may see only the reset.
+    sock = self.connect()
+    try:
+      sock.sendall(b"GET /v1/" + b"a" * (2 << 20) + b" HTTP/1.1\r\n\r\n")
+      self.assertEqual(self.read_response(sock)[0], 400)
+    except (ConnectionResetError, BrokenPipeError):
+      pass
+    self.assertClosed(sock)
+    # The server still serves.
+    sock = self.connect()
+    sock.sendall(b"GET /v1/models/half HTTP/1.1\r\nHost: x\r\n\r\n")
+    self.assertEqual(self.read_response(sock)[0], 200)
+
+  def test_stop_answers_requests_in_flight(self):
+    server = self.start_server()
+    idle = self.connect(server.port)
+    busy = self.connect(server.port)
+    # Runs on the pool (never measured) for about 0.4 s.
+    body = json.dumps({"instances": [_SLOW_ITERATIONS]}).encode()
+    busy.sendall(b"POST /v1/models/slow:predict HTTP/1.1\r\nHost: x\r\n"
+                 b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    # The request has reached the server once a later one on another
+    # connection is answered (requests are read in arrival order).
+    probe = self.connect(server.port)
+    probe.sendall(b"GET /v1/models/half HTTP/1.1\r\nHost: x\r\n\r\n")
+    self.assertEqual(self.read_response(probe)[0], 200)
+    stopper = threading.Thread(target=server.stop)
+    stopper.start()
+    code, headers, data, _ = self.read_response(busy)
+    self.assertEqual((code, json.loads(data)),
+                     (200, {"predictions": [_SLOW_ITERATIONS]}))
+    self.assertEqual(headers["connection"], "close")
+    self.assertClosed(busy)
+    self.assertClosed(idle)
+    stopper.join()
+    with self.assertRaises(OSError):
+      socket.create_connection(("127.0.0.1", server.port), timeout=5)
+
+
 class MonitoringConfigTest(absltest.TestCase):
 
   def test_read_monitoring_config(self):
@@ -401,6 +602,39 @@ class MonitoringConfigTest(absltest.TestCase):
     self.assertEqual(cm.exception.message,
                      "/nonexistent/monitoring.config; No such file or "
                      "directory")
+
+
+class CallTimesTest(absltest.TestCase):
+
+  def test_unmeasured_kinds_are_not_short(self):
+    times = http_server.CallTimes(0.001)
+    self.assertFalse(times.is_short("a"))
+    times.record("a", 0.0002)
+    self.assertTrue(times.is_short("a"))
+    self.assertFalse(times.is_short("b"))
+
+  def test_follows_the_fastest_runs_and_at_most_doubles(self):
+    times = http_server.CallTimes(0.001)
+    times.record("a", 0.0002)
+    times.record("a", 0.0009)  # A preempted short call: estimate 0.0004.
+    self.assertTrue(times.is_short("a"))
+    times.record("a", 0.0009)  # 0.0008
+    self.assertTrue(times.is_short("a"))
+    times.record("a", 0.0015)  # 0.0016: slow calls reach the limit.
+    self.assertFalse(times.is_short("a"))
+    times.record("a", 0.0003)  # One fast run brings it back.
+    self.assertTrue(times.is_short("a"))
+
+  def test_one_very_slow_run_moves_a_kind_to_the_pool(self):
+    times = http_server.CallTimes(0.001)
+    times.record("a", 0.0001)
+    times.record("a", 0.5)
+    self.assertFalse(times.is_short("a"))
+
+  def test_zero_limit_runs_nothing_inline(self):
+    times = http_server.CallTimes(0.0)
+    times.record("a", 0.0)
+    self.assertFalse(times.is_short("a"))
 
 
 class HttpStatusTest(absltest.TestCase):

@@ -314,7 +314,7 @@ class V2HttpRestApiHandler:
       path: the URL path, without the query string.
       body: the body as received.
       headers: the request headers (Content-Encoding,
-        Inference-Header-Content-Length), case-insensitive.
+        Inference-Header-Content-Length), names lower-cased.
       context: the request's context (entrypoint REST, its deadline).
     """
     try:
@@ -322,7 +322,7 @@ class V2HttpRestApiHandler:
       if quick is not None:
         return quick
       body = http_rest_api_util.decompress(
-          body, headers.get("Content-Encoding", ""))
+          body, headers.get("content-encoding", ""))
       return self._dispatch(http_method, path, body, headers, context)
     except status.ServingError as e:
       return V2RestResult.failure(e)
@@ -337,7 +337,7 @@ class V2HttpRestApiHandler:
       if match:
         return self._infer(
             _unquote(match.group("model")), _unquote(match.group("version")),
-            body, headers.get(HEADER_CONTENT_LENGTH),
+            body, headers.get(HEADER_CONTENT_LENGTH.lower()),
             context.for_api(API_LABEL))
       if _INDEX.fullmatch(path):
         doc = _json_object(body, "repository index request")

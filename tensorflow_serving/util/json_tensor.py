@@ -47,6 +47,7 @@ import enum
 import json
 import math
 import re
+import struct
 import threading
 from typing import Any, Callable, Mapping, Optional
 
@@ -332,6 +333,9 @@ def _short_candidates(flat: np.ndarray) -> np.ndarray:
   return candidates & np.isfinite(wide)
 
 
+_FLOAT32 = struct.Struct("f")
+
+
 def _format_decimals(flat: np.ndarray) -> list[str]:
   """Writes a flat float32/float64 array as WriteDecimal does ("%.6g" when
   it round-trips, else max_digits10), in bulk: one %-format call for all
@@ -352,13 +356,25 @@ def _format_decimals(flat: np.ndarray) -> list[str]:
   else:
     texts = (("%.6g," * n) % tuple(values)).split(",")
     del texts[-1]
+    if n <= 64:
+      # Few values: checked one by one, cheaper than numpy's calls. A
+      # float32 round trip is struct's float pack (the same C cast as
+      # numpy's astype).
+      if flat.dtype == np.float32:
+        pack, unpack = _FLOAT32.pack, _FLOAT32.unpack
+        for i, value in enumerate(values):
+          if unpack(pack(float(texts[i])))[0] != value:
+            texts[i] = "%.9g" % value
+      else:
+        for i, value in enumerate(values):
+          if float(texts[i]) != value:
+            texts[i] = "%.17g" % value
+      return [_finish_decimal(text) for text in texts]
     with np.errstate(invalid="ignore"):
       back = np.array(texts, dtype=np.float64).astype(flat.dtype)
     long_format = "%.9g" if flat.dtype == np.float32 else "%.17g"
     for i in np.flatnonzero(back != flat).tolist():
       texts[i] = long_format % values[i]
-    if n <= 64:
-      return [_finish_decimal(text) for text in texts]
   # Only texts of whole numbers (or non-finite values) can lack '.' and 'e'.
   with np.errstate(invalid="ignore"):
     whole = ~np.isfinite(flat) | (flat == np.trunc(flat))
@@ -779,7 +795,14 @@ def _fill_signature(doc: dict, request) -> None:
       raise _format_error(
           doc, "not formatted correctly. 'signature_name' key must be a "
           "string value.")
-    request.model_spec.signature_name = name
+    try:
+      request.model_spec.signature_name = name
+    except UnicodeEncodeError:
+      # Bytes that are not UTF-8 (kept by the reader as surrogates). No
+      # signature has such a name: the lookup then fails as for any unknown
+      # name (upstream's reader keeps the bytes, with the same outcome).
+      request.model_spec.signature_name = name.encode(
+          "utf-8", "replace").decode("utf-8")
 
 
 # --- JSON values -> tensors ---------------------------------------------------
@@ -1302,6 +1325,7 @@ _FAST_BUFFERS = {
 }
 _FAST_KEYS = frozenset((_SIGNATURE_KEY, _INSTANCES_KEY, _INPUTS_KEY))
 _OPEN, _LOWER_E, _UPPER_E = ord("["), ord("e"), ord("E")
+_SMALL_BODY_BYTES = 32 * 1024
 
 
 class _NotFast(Exception):
@@ -1398,12 +1422,17 @@ def _check_brackets(raw: bytes, strings: dict, arrays: int) -> None:
   if any("[" in s for s in strings):
     raise _NotFast()
   data = np.frombuffer(raw, dtype=np.uint8)
-  if np.count_nonzero(data == _OPEN) != arrays:
+  # Counting bytes: bytes.count is cheaper for small bodies, numpy's
+  # vectorized compare for large ones.
+  small = len(raw) <= _SMALL_BODY_BYTES
+  if (raw.count(b"[") if small else np.count_nonzero(data == _OPEN)) != arrays:
     raise _NotFast()
   in_strings = sum((s.count("e") + s.count("E")) * n
                    for s, n in strings.items())
-  if (np.count_nonzero(data == _LOWER_E) + np.count_nonzero(data == _UPPER_E)
-      == in_strings):
+  exponents = (raw.count(b"e") + raw.count(b"E") if small else
+               np.count_nonzero(data == _LOWER_E) +
+               np.count_nonzero(data == _UPPER_E))
+  if exponents == in_strings:
     return  # No number has an exponent.
   # rapidjson refuses a positive exponent above 308 plus the fraction's
   # digits (so "0e400", which simdjson reads as 0); leave any three-digit

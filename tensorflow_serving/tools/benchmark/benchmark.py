@@ -137,7 +137,9 @@ _SERVER_FLAGS = flags.DEFINE_string(
 _SERVER_VARIANTS = flags.DEFINE_multi_string(
     "server_variant", [], "NAME=FLAGS: the target server_grpc:NAME (or "
     "server_rest:NAME) is the model server with FLAGS appended after "
-    "--server_flags. Repeat for more variants.")
+    "--server_flags; leading KEY=VALUE words of FLAGS are set in its "
+    "environment instead (e.g. MALLOC_ARENA_MAX=2). Repeat for more "
+    "variants.")
 _SERVER_THREADS = flags.DEFINE_integer(
     "baseline_threads", 16, "Handler threads of the thread-pool baselines.")
 _STARTUP_TIMEOUT = flags.DEFINE_float(
@@ -399,11 +401,27 @@ def _probe(target: Target, payload: bytes) -> bool:
     return False
 
 
+_ENV_WORD = re.compile(r"[A-Z_][A-Z0-9_]*=.*")
+
+
+def split_env(words: Sequence[str]) -> tuple[list[str], list[str]]:
+  """A variant's leading KEY=VALUE words (environment) and the rest."""
+  words = list(words)
+  n = 0
+  while n < len(words) and _ENV_WORD.fullmatch(words[n]):
+    n += 1
+  return words[:n], words[n:]
+
+
 @contextlib.contextmanager
 def started(target: Target, model_base_path: str, rows: int,
-            probe_payload) -> Iterator[Target]:
+            probe_payload,
+            model_config_file: Optional[str] = None) -> Iterator[Target]:
   """Starts the target's server if the benchmark owns it; yields the target
-  with host, port and pid filled in; stops the server afterwards."""
+  with host, port and pid filled in; stops the server afterwards.
+
+  model_config_file: serve the models of this config file instead of the
+  one at model_base_path (the default server command only)."""
   if target.kind == "external":
     yield target
     return
@@ -431,13 +449,19 @@ def started(target: Target, model_base_path: str, rows: int,
     port = grpc_port if target.protocol == "grpc" else rest_port
   else:
     template = _SERVER_COMMAND.value or default_server_command()
+    if model_config_file:
+      template = template.replace(
+          " --model_name={model_name} --model_base_path={model_base_path}",
+          " --model_config_file=" + shlex.quote(model_config_file))
     command = shlex.split(template.format(
         python=shlex.quote(sys.executable), grpc_port=grpc_port,
         rest_port=rest_port, model_name=_MODEL_NAME.value,
         model_base_path=shlex.quote(model_base_path)))
     command += shlex.split(_SERVER_FLAGS.value)
     if target.variant:
-      command += parse_server_variants(_SERVER_VARIANTS.value)[target.variant]
+      env, extra = split_env(
+          parse_server_variants(_SERVER_VARIANTS.value)[target.variant])
+      command = (["env"] + env if env else []) + command + extra
     port = grpc_port if target.protocol == "grpc" else rest_port
   log = tempfile.NamedTemporaryFile(
       prefix=f"benchmark_{target.kind}_", suffix=".log", delete=False)
@@ -496,11 +520,15 @@ class Result:
   errors: dict
   server_cpu_us_per_request: Optional[float]
   client_cpu_us_per_request: Optional[float]
+  # CPU (in cores) that neither the server nor the load generator used
+  # during the window: the rest of the machine's load.
+  others_cores: Optional[float] = None
 
 
 def summarize(target: Target, concurrency: int, rows: int,
               load: load_generator.LoadResult,
-              server_cpu_s: Optional[float]) -> Result:
+              server_cpu_s: Optional[float],
+              machine_busy_s: Optional[float] = None) -> Result:
   latencies = sorted(load.latencies)
   n = len(latencies)
   per_request = lambda seconds: (None if seconds is None or not n else
@@ -514,7 +542,10 @@ def summarize(target: Target, concurrency: int, rows: int,
       p99_ms=load_generator.percentile(latencies, 0.99) * 1e3,
       errors=dict(load.errors),
       server_cpu_us_per_request=per_request(server_cpu_s),
-      client_cpu_us_per_request=per_request(load.client_cpu_seconds))
+      client_cpu_us_per_request=per_request(load.client_cpu_seconds),
+      others_cores=(None if machine_busy_s is None or not load.duration_s
+                    else max(0.0, machine_busy_s - (server_cpu_s or 0.0) -
+                             load.client_cpu_seconds) / load.duration_s))
 
 
 def run_one(target: Target, concurrency: int, rows: int,
@@ -526,6 +557,7 @@ def run_one(target: Target, concurrency: int, rows: int,
   samples = {}
 
   def sample(key):
+    samples["machine_" + key] = proc_stats.machine_busy()
     if target.pid is not None:
       samples[key] = proc_stats.sample(target.pid)
 
@@ -533,8 +565,10 @@ def run_one(target: Target, concurrency: int, rows: int,
     load = run.measure(_WARMUP.value, _DURATION.value,
                        lambda: sample("start"), lambda: sample("end"))
   server_cpu = ((samples["end"] - samples["start"]).total
-                if len(samples) == 2 else None)
-  return summarize(target, concurrency, rows, load, server_cpu)
+                if "end" in samples else None)
+  machine = (samples["machine_end"] - samples["machine_start"]
+             if "machine_end" in samples else None)
+  return summarize(target, concurrency, rows, load, server_cpu, machine)
 
 
 def _fmt(value: Optional[float], digits: int = 0) -> str:
@@ -549,7 +583,7 @@ def format_table(results: Sequence[Result]) -> str:
             if r.target in ("floor_grpc", "floor_rest")}
   header = ("target", "conc", "rows", "QPS", "rows/s", "p50 ms", "p90 ms",
             "p99 ms", "errors", "server us/req", "client us/req",
-            "QPS/floor", "CPU/floor")
+            "QPS/floor", "CPU/floor", "others")
   lines = [header]
   for r in results:
     floor = floors.get((r.protocol, r.concurrency, r.rows))
@@ -564,7 +598,7 @@ def format_table(results: Sequence[Result]) -> str:
         _fmt(r.rows_per_s), _fmt(r.p50_ms, 2), _fmt(r.p90_ms, 2),
         _fmt(r.p99_ms, 2), str(sum(r.errors.values())),
         _fmt(r.server_cpu_us_per_request), _fmt(r.client_cpu_us_per_request),
-        _fmt(qps_ratio, 2), _fmt(cpu_ratio, 2)))
+        _fmt(qps_ratio, 2), _fmt(cpu_ratio, 2), _fmt(r.others_cores, 2)))
   widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
   out = []
   for i, line in enumerate(lines):

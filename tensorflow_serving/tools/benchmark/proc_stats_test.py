@@ -46,6 +46,23 @@ class ProcStatsTest(absltest.TestCase):
     diff = own - proc_stats.CpuSample(0.1, 0.0)
     self.assertAlmostEqual(diff.total, own.total - 0.1)
 
+  def test_parse_proc_stat_cpu(self):
+    # user nice system idle iowait irq softirq steal guest guest_nice
+    text = "cpu  100 5 50 1000 20 3 2 0 40 0\ncpu0 1 2 3 4 5 6 7 8 9 0\n"
+    self.assertAlmostEqual(proc_stats.parse_proc_stat_cpu(text),
+                           (100 + 5 + 50 + 3 + 2) / os.sysconf("SC_CLK_TCK"))
+    self.assertGreater(proc_stats.machine_busy(), 0)
+
+  def test_parse_status_memory(self):
+    text = ("Name:\tpython\nThreads:\t7\nVmRSS:\t  3000 kB\n"
+            "RssAnon:\t  1000 kB\nRssFile:\t  1900 kB\nRssShmem:\t 100 kB\n")
+    self.assertEqual(proc_stats.parse_status_memory(text),
+                     proc_stats.MemorySample(3000 * 1024, 1000 * 1024,
+                                             1900 * 1024, 7))
+    own = proc_stats.memory(os.getpid())
+    self.assertGreater(own.rss, 0)
+    self.assertGreaterEqual(own.threads, 1)
+
   def test_missing_process(self):
     with self.assertRaises(OSError):
       proc_stats.sample(2**22 + 12345)

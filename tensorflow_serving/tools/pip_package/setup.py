@@ -26,7 +26,6 @@ _NOT_X86 = 'platform_machine != "x86_64" and platform_machine != "AMD64"'
 
 REQUIRED_PACKAGES = [
     "absl-py>=2.1,<3",
-    "aiohttp>=3.9,<4",
     # Models and config files on s3:// (sources/storage_path/s3_file_system).
     "boto3>=1.35,<2",
     "botocore>=1.35,<2",
@@ -36,6 +35,9 @@ REQUIRED_PACKAGES = [
     # grpcio-tools that generated them (tools/requirements.txt).
     "grpcio>=1.85.1,<2",
     "grpcio-health-checking>=1.85.1,<2",
+    # The REST port: an asyncio protocol with the llhttp parser, on uvloop
+    # where it exists (model_servers/http_server; docs/performance.md).
+    "httptools>=0.6,<1",
     "ml_dtypes>=0.5.1,<1",
     "numpy>=1.26,<3",
     "orjson>=3.9,<4",
@@ -48,6 +50,7 @@ REQUIRED_PACKAGES = [
     # --log_format=json (model_servers/log_format).
     "python-json-logger>=3.1,<5",
     f"tensorflow-cpu>=2.21,<3; {_X86}",
+    'uvloop>=0.21,<1; sys_platform != "win32"',
     f"tensorflow>=2.21,<3; {_NOT_X86}",
 ]
 
