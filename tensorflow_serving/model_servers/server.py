@@ -239,6 +239,7 @@ class Server:
     self.grpc_port: Optional[int] = None
     self.rest_port: Optional[int] = None
     self._batch_scheduler = None
+    self._batching_parameters = None
     self._http_server: Optional[http_server.HttpRestServer] = None
     self._health: Optional[health.HealthServicer] = None
     # Called once the models have unloaded (platform batch schedulers).
@@ -365,6 +366,7 @@ class Server:
     except status.ServingError as e:
       raise StartupError(str(e)) from e
     self._batch_scheduler = scheduler
+    self._batching_parameters = params
     return scheduler, params
 
   def _start_grpc(self, options: ServerOptions) -> None:
@@ -380,6 +382,11 @@ class Server:
         # A port already in use is a startup error, not a silent share.
         ("grpc.so_reuseport", 0),
     ) if key not in given]
+    if self._batch_scheduler is not None:
+      warning = batching_parameters_util.request_threads_warning(
+          self._batching_parameters, options.grpc_max_threads)
+      if warning:
+        logging.warning("%s", warning)
     server = grpc.server(
         concurrent.futures.ThreadPoolExecutor(
             max_workers=max(1, options.grpc_max_threads),

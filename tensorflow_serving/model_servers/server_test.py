@@ -180,9 +180,14 @@ class ServerBatchingTest(absltest.TestCase):
               " num_batch_threads { value: 1 } allowed_batch_sizes: 4"
               " allowed_batch_sizes: 8")
     server = server_lib.Server()
-    server.build_and_start(
-        Options(port=_free_port(), model_name="half", model_base_path=base,
-                enable_batching=True, batching_parameters_file=path))
+    # 4 gRPC threads cannot fill batches of 8: the server says so.
+    with self.assertLogs(level="WARNING") as logs:
+      server.build_and_start(
+          Options(port=_free_port(), model_name="half", model_base_path=base,
+                  enable_batching=True, batching_parameters_file=path,
+                  grpc_max_threads=4))
+    self.assertTrue(any("--grpc_max_threads=4 lets at most 4 requests" in line
+                        for line in logs.output), logs.output)
     self.addCleanup(server.stop)
     channel = grpc.insecure_channel(f"localhost:{server.grpc_port}")
     self.addCleanup(channel.close)
