@@ -63,6 +63,7 @@ from typing import Iterator, Optional, Sequence
 from absl import app
 from absl import flags
 
+from tensorflow_serving.tools.benchmark import export_model
 from tensorflow_serving.tools.benchmark import load_generator
 from tensorflow_serving.tools.benchmark import proc_stats
 
@@ -102,14 +103,9 @@ _SIGNATURE = flags.DEFINE_string("signature_name", "predict_images",
 _INPUT = flags.DEFINE_string("input_name", "images", "Input alias.")
 _MODEL_BASE_PATH = flags.DEFINE_string(
     "model_base_path", "", "Model base directory (version subdirectories "
-    "inside). Default: the --model exported by export_model.py into "
+    "inside). Default: the --model (export_model.py) exported into "
     "$TMPDIR/tfs_benchmark_model (softmax) or $TMPDIR/tfs_benchmark_model_mlp "
     "(once).")
-_MODEL = flags.DEFINE_enum(
-    "model", "softmax", ["softmax", "mlp"],
-    "Which export_model.py model to serve when --model_base_path is not "
-    "given: softmax (784->10, a few us per run) or mlp (784-1024-1024-10, "
-    "real compute; the model to measure batching with).")
 _SERVER_COMMAND = flags.DEFINE_string(
     "server_command", "",
     "Command that starts the model server for server_* targets, with "
@@ -503,7 +499,8 @@ def main(argv: Sequence[str]) -> None:
   sizes = [int(r) for r in _ROWS.value]
   needs_model = any(t.kind.startswith(("naive", "server")) for t in targets)
   model_base_path = (_MODEL_BASE_PATH.value or
-                     (default_model_base_path(_MODEL.value) if needs_model else ""))
+                     (default_model_base_path(export_model.MODEL.value)
+                      if needs_model else ""))
   payload_cache: dict[tuple, bytes] = {}
 
   def payload(target: Target, rows: int) -> bytes:

@@ -43,8 +43,12 @@ MLP_HIDDEN = (1024, 1024)
 MODELS = ("softmax", "mlp")
 
 _VERSION = flags.DEFINE_integer("version", 1, "Version directory to write.")
-_MODEL = flags.DEFINE_enum("model", "softmax", list(MODELS),
-                           "Which model to write (see the docstring).")
+# Shared with benchmark.py (which serves this model when --model_base_path is
+# not given), so that the two can be imported together.
+MODEL = flags.DEFINE_enum(
+    "model", "softmax", list(MODELS),
+    "Which model: softmax (784->10, a few us per run) or mlp "
+    "(784-1024-1024-10, real compute; the model to measure batching with).")
 
 
 def export(export_base: str, version: int = 1, seed: int = 0,
@@ -116,7 +120,7 @@ def main(argv: Sequence[str]) -> None:
   if len(argv) != 2:
     print(__doc__, file=sys.stderr)
     sys.exit(2)
-  print(export(argv[1], _VERSION.value, model=_MODEL.value))
+  print(export(argv[1], _VERSION.value, model=MODEL.value))
 
 
 if __name__ == "__main__":
