@@ -32,6 +32,9 @@ _GROUPS: Dict[str, str] = {
     "google.protobuf": "protobuf",
     "numpy": "numpy",
     "ml_dtypes": "numpy",  # numpy dtypes (bfloat16 ...)
+    # JSON parsers in C, for the JSON codec (util/json_tensor).
+    "simdjson": "json",
+    "orjson": "json",
     "tensorflow": "tensorflow",
     "keras": "tensorflow",
     "tf_keras": "tensorflow",
@@ -68,8 +71,17 @@ _GROUPS: Dict[str, str] = {
     "absl.testing": "test",
     "unittest": "test",
     "portpicker": "test",
+    "hypothesis": "test",
     # absl's logging is as harmless as the standard library's.
     "absl.logging": "stdlib",
+    # Object-store clients: only the storage-path file systems use them.
+    "boto3": "object_store",
+    "botocore": "object_store",
+    "s3transfer": "object_store",
+    "google.cloud": "object_store",
+    "google.auth": "object_store",
+    "google.api_core": "object_store",
+    "google.resumable_media": "object_store",
 }
 
 
@@ -101,9 +113,9 @@ _RULES: Dict[str, Rule] = {
     "":              Rule("",                                                   ""),
     "apis":          Rule("apis config",                                        "protobuf tf_protos"),
     "config":        Rule("apis config",                                        "protobuf tf_protos"),
-    "util":          Rule("util apis config",                                   "protobuf tf_protos numpy:codecs"),
+    "util":          Rule("util apis config",                                   "protobuf tf_protos numpy:codecs json:codecs"),
     "core":          Rule("core util apis:protos config:protos",                "protobuf"),
-    "sources":       Rule("sources core util config",                           "protobuf tensorflow tf_protos"),
+    "sources":       Rule("sources core util config",                           "protobuf tensorflow tf_protos object_store"),
     "batching":      Rule("batching util",                                      ""),
     "servables":     Rule("servables core util sources batching apis config",   "protobuf tf_protos tensorflow numpy other"),
     "model_servers": Rule("*",                                                  "*"),
@@ -126,9 +138,10 @@ _OUR_PACKAGE = "tensorflow_serving"
 
 
 def _is_codec(module_or_path: str) -> bool:
-  """Tensor/JSON codec modules: util/*codec*.py and util/json_tensor.py."""
+  """Tensor/JSON codec modules: util/*codec*.py and util/json_tensor*.py
+  (json_tensor.py and its tests)."""
   stem = re.split(r"[./]", module_or_path.removesuffix(".py"))[-1]
-  return "codec" in stem or stem == "json_tensor"
+  return "codec" in stem or stem.startswith("json_tensor")
 
 
 def _is_test_code(parts: Tuple[str, ...]) -> bool:

@@ -104,3 +104,27 @@ def serving_proto_library(
         visibility = visibility,
         testonly = testonly,
     )
+
+def all_py_pb2_library(name = "all_py_pb2", visibility = None):
+    """A py_library of every *_py_pb2 that this BUILD file declared before it.
+
+    Call it last in a BUILD file of serving_proto_library targets. The pip
+    package (//tensorflow_serving/tools/pip_package) depends on it, so a proto
+    added above it is packaged with no list to keep in step;
+    pip_package_protos_test fails if a .proto was left out.
+
+    Args:
+      name: the target's name.
+      visibility: as usual.
+    """
+    deps = sorted([
+        ":" + rule_name
+        for rule_name, rule in native.existing_rules().items()
+        if rule["kind"] == "py_library" and rule_name.endswith("_py_pb2")
+    ])
+    native.py_library(
+        name = name,
+        srcs_version = "PY3",
+        deps = deps,
+        visibility = visibility,
+    )

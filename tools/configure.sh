@@ -10,6 +10,8 @@
 #  3b. .v2_clients/{tritonclient,kserve}: the V2 protocol's client packages,
 #     each in its own virtualenv, for the V2 tests (.tf_serving_v2_clients.bazelrc).
 #  4. .tf_serving_configure.bazelrc: points Bazel's Python toolchain at .venv.
+#  5. Containers: podman, runc and debootstrap, and a containers.conf drop-in,
+#     for tools/build_image.sh and the image test (docs/deploy.md).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -56,7 +58,7 @@ if [[ "$(cat "$VENV/.requirements_hash" 2>/dev/null)" != "$req_hash" ]]; then
   log "installing tools/requirements.txt into $VENV"
   "$VENV/bin/python3" -m pip install -q --disable-pip-version-check -r tools/requirements.txt 2>&1 \
     | grep -v "is neither a file nor a directory" >&2 || true
-  "$VENV/bin/python3" -c "import tensorflow, grpc, grpc_tools, absl, numpy" \
+  "$VENV/bin/python3" -c "import tensorflow, grpc, grpc_tools, absl, numpy, boto3, google.cloud.storage" \
     || die "the virtualenv is incomplete; see the pip output above"
   echo "$req_hash" > "$VENV/.requirements_hash"
 fi
@@ -125,4 +127,43 @@ if [[ "$(cat "$rc" 2>/dev/null)" != "$(printf "%s" "$new_rc")" ]]; then
   printf '%s' "$new_rc" > "$rc"
   log "wrote $rc"
 fi
+
+# --- 5. Containers (tools/build_image.sh, the "podman"-tagged image test) ---
+# podman runs with runc: crun, its default, fails on these machines ("cgroups
+# in hybrid mode not supported"); the default ulimits raise limits above what
+# the machine allows ("setrlimit ... Operation not permitted"). A drop-in
+# changes only these two settings and leaves any containers.conf alone.
+# Without root this part is skipped: exclude the image test with
+# --test_tag_filters=-podman.
+CONTAINER_PACKAGES=(podman runc debootstrap)
+CONTAINERS_DROP_IN=/etc/containers/containers.conf.d/50-tensorflow-serving-py.conf
+containers_conf='# Written by tensorflow_serving tools/configure.sh (docs/deploy.md).
+[containers]
+default_ulimits = []
+
+[engine]
+runtime = "runc"
+'
+missing=()
+for pkg in "${CONTAINER_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" \
+    || missing+=("$pkg")
+done
+if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null; then
+  if ((${#missing[@]})); then
+    log "WARNING: not installing ${missing[*]} (needs root and apt-get); the image test will fail"
+  fi
+else
+  if ((${#missing[@]})); then
+    log "installing Debian packages: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+  if [[ "$(cat "$CONTAINERS_DROP_IN" 2>/dev/null)" != "$(printf "%s" "$containers_conf")" ]]; then
+    mkdir -p "$(dirname "$CONTAINERS_DROP_IN")"
+    printf '%s' "$containers_conf" > "$CONTAINERS_DROP_IN"
+    log "wrote $CONTAINERS_DROP_IN"
+  fi
+fi
+
 log "ready: $(bazel --version 2>/dev/null | head -1), $("$VENV/bin/python3" --version)"

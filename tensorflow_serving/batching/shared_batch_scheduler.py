@@ -46,7 +46,7 @@ from typing import Callable, Generic, Optional
 from absl import logging
 
 from tensorflow_serving.batching import batch_scheduler
-from tensorflow_serving.batching import clock as clock_lib
+from tensorflow_serving.util import clock as clock_lib
 from tensorflow_serving.util import status
 
 TaskT = batch_scheduler.TaskT
@@ -224,7 +224,7 @@ class _Queue(batch_scheduler.BatchScheduler[TaskT]):
           self.start_new_batch_locked()
           was_empty = True
         if self.batches[-1].empty:
-          self._open_batch_start_micros = self._clock.now_micros()
+          self._open_batch_start_micros = self._clock.monotonic_micros()
         self.batches[-1].add_task(piece)
       batch = self._scheduler._claim_for_caller_locked(self)  # pylint: disable=protected-access
       # Wake a batch thread if there is work it can take now, or if the open
@@ -290,7 +290,8 @@ class _Queue(batch_scheduler.BatchScheduler[TaskT]):
     if open_batch.empty:
       return False
     return (self.closed or open_batch.size >= self._max_exec or
-            self._clock.now_micros() >= self.open_batch_deadline_locked())
+            self._clock.monotonic_micros() >=
+            self.open_batch_deadline_locked())
 
   def take_batch_locked(self) -> Optional[Batch]:
     """Returns a closed batch to process now, or None."""
@@ -429,7 +430,7 @@ class SharedBatchScheduler:
     ]
     if not deadlines:
       return None
-    return max(0, min(deadlines) - self._clock.now_micros())
+    return max(0, min(deadlines) - self._clock.monotonic_micros())
 
   def _claim_for_caller_locked(self, queue: _Queue) -> Optional[Batch]:
     """A ready batch of `queue` for the scheduling thread to run, or None."""

@@ -11,7 +11,7 @@ from absl.testing import absltest
 
 from tensorflow_serving.batching import batch_scheduler
 from tensorflow_serving.batching import shared_batch_scheduler as sbs
-from tensorflow_serving.batching.test_util import fake_clock
+from tensorflow_serving.util.test_util import fake_clock
 from tensorflow_serving.util import status
 
 _WAIT = 10.0  # seconds; generous upper bound for thread hand-offs

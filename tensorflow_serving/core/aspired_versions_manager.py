@@ -15,7 +15,13 @@ manager thread makes it so, one policy decision at a time:
 A version that fails to load ends in END with its error and stays managed
 while it is aspired (so the error stays visible and the load is not retried
 beyond max_num_load_retries); with AvailabilityPreservingPolicy the previous
-version keeps serving meanwhile.
+version keeps serving meanwhile. Not in upstream: if the failure was
+transient (TRANSIENT_LOAD_ERROR_CODES: the storage was unreachable or slow,
+or the files changed while they were copied), the next aspired-versions list
+that still names the version (the source's next poll) replaces the failed
+harness with the new Loader, so the version loads once storage recovers,
+without a server restart. Any other failure (a corrupt model) stays in END
+with its error until the version stops being aspired.
 
 Threads: the aspired-versions callback is called by sources from any thread
 and only queues; everything else happens on the manager thread (or in a test,
@@ -44,6 +50,15 @@ from tensorflow_serving.util import status
 
 ServableId = servable_id_lib.ServableId
 State = loader_harness.State
+
+# Load failures worth another try when the source aspires the version again:
+# the canonical "retry later" codes (a store unreachable or slow, a copy torn
+# by a concurrent change). A corrupt or incompatible model fails with others
+# (INVALID_ARGUMENT, NOT_FOUND, DATA_LOSS, UNKNOWN ...) and is not retried.
+TRANSIENT_LOAD_ERROR_CODES = frozenset([
+    status.Code.UNAVAILABLE, status.Code.DEADLINE_EXCEEDED,
+    status.Code.ABORTED
+])
 
 
 @dataclasses.dataclass
@@ -79,8 +94,9 @@ class AspiredVersionsManager(manager_lib.Manager, target_lib.Target):
                           .AvailabilityPreservingPolicy))
     num_load_threads: int = 0
     num_unload_threads: int = 0
-    max_num_load_retries: int = 5
-    load_retry_interval_micros: int = 60_000_000
+    max_num_load_retries: int = loader_harness.DEFAULT_MAX_NUM_LOAD_RETRIES
+    load_retry_interval_micros: int = (
+        loader_harness.DEFAULT_LOAD_RETRY_INTERVAL_MICROS)
     servable_event_bus: event_bus_lib.EventBus | None = None
     clock: clock_lib.Clock = dataclasses.field(
         default_factory=clock_lib.RealClock)
@@ -218,6 +234,14 @@ class AspiredVersionsManager(manager_lib.Manager, target_lib.Target):
     for snapshot in self._basic_manager.get_managed_servable_state_snapshots(
         name):
       if snapshot.additional_state.is_aspired:
+        if (snapshot.id.version in next_aspired and
+            snapshot.state == State.ERROR and snapshot.error is not None and
+            snapshot.error.code in TRANSIENT_LOAD_ERROR_CODES):
+          logging.info(
+              "Retrying the load of %s, which failed for a transient "
+              "reason: %s", snapshot.id, snapshot.error)
+          self._basic_manager.stop_managing_servable(snapshot.id)
+          continue  # Managed anew below, with the new Loader.
         currently_aspired.add(snapshot.id.version)
       if snapshot.id.version not in next_aspired:
         snapshot.additional_state.is_aspired = False

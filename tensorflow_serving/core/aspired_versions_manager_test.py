@@ -161,6 +161,33 @@ class AspiredVersionsManagerTest(absltest.TestCase):
     self.assertEqual(self.latest_version("m"), 3)
     self.assertEqual(self.state("m", 1), ManagerState.END)
 
+  def test_transient_failure_retried_when_aspired_again(self):
+    # A store that is down: every attempt of the first Loader fails with
+    # UNAVAILABLE; the source's next poll brings a new Loader that works.
+    self.manager = self.make_manager(
+        max_num_load_retries=1, load_retry_interval_micros=250)
+    self.aspire("m", 1)
+    self.access.run_manage_state()
+    down = fake_loader.FakeLoader(
+        ServableId("m", 2), fail_times=-1,
+        error=status.unavailable("S3 unreachable for s3://b/m/2"))
+    self.callback("m", [ServableData.ok(ServableId("m", 2), down)])
+    self.access.run_manage_state(rounds=2)
+    self.assertEqual(down.load_calls, 2)
+    state = self.monitor.get_state(ServableId("m", 2))
+    self.assertEqual(state.manager_state, ManagerState.END)
+    self.assertEqual(state.health.code, status.Code.UNAVAILABLE)
+    self.assertEqual(self.latest_version("m"), 1)
+    up = fake_loader.FakeLoader(ServableId("m", 2))
+    with self.assertLogs(level="INFO") as logs:
+      self.callback("m", [ServableData.ok(ServableId("m", 2), up)])
+      self.access.run_manage_state(rounds=3)
+    self.assertIn("Retrying the load of {name: m version: 2}, which failed "
+                  "for a transient reason", "\n".join(logs.output))
+    self.assertEqual(up.load_calls, 1)
+    self.assertEqual(self.latest_version("m"), 2)
+    self.assertEqual(self.state("m", 2), ManagerState.AVAILABLE)
+
   def test_error_from_source_reported(self):
     self.manager = self.make_manager()
     self.callback("m", [

@@ -43,11 +43,15 @@ DoneCallback = Callable[[status.ServingError | None], None]
 
 @dataclasses.dataclass(frozen=True)
 class ServableStateSnapshot:
-  """A managed version's harness state and its manager-specific state."""
+  """A managed version's harness state and its manager-specific state.
+
+  `error` is the harness's error when the state is ERROR.
+  """
 
   id: ServableId
   state: State
   additional_state: Any
+  error: status.ServingError | None = None
 
 
 class _InlineExecutor:
@@ -181,8 +185,9 @@ class BasicManager(manager_lib.Manager):
 
     num_load_threads: int = 0
     num_unload_threads: int = 0
-    max_num_load_retries: int = 5
-    load_retry_interval_micros: int = 60_000_000
+    max_num_load_retries: int = loader_harness.DEFAULT_MAX_NUM_LOAD_RETRIES
+    load_retry_interval_micros: int = (
+        loader_harness.DEFAULT_LOAD_RETRY_INTERVAL_MICROS)
     servable_event_bus: event_bus_lib.EventBus | None = None
     clock: clock_lib.Clock = dataclasses.field(
         default_factory=clock_lib.RealClock)
@@ -282,7 +287,7 @@ class BasicManager(manager_lib.Manager):
       versions = self._managed.get(servable_name, {})
       return [
           ServableStateSnapshot(m.harness.id, m.harness.state,
-                                m.additional_state)
+                                m.additional_state, m.harness.error)
           for _, m in sorted(versions.items())
       ]
 
@@ -411,7 +416,7 @@ class BasicManager(manager_lib.Manager):
       return
     except Exception as e:  # pylint: disable=broad-except
       logging.exception("Unexpected failure loading %s", harness.id)
-      error = status.internal(str(e))
+      error = status.from_exception(e)
       harness.set_error(error)
       self._publish(harness.id, state_lib.ManagerState.END, error)
       done(error)

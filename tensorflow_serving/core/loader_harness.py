@@ -48,6 +48,11 @@ class State(enum.Enum):
 # States a harness never leaves; the manager may stop managing it then.
 END_STATES = frozenset([State.DISABLED, State.ERROR])
 
+# The load-retry defaults of every layer that has the options (the harness,
+# the managers, ServerCore, the server's flags): written once, here.
+DEFAULT_MAX_NUM_LOAD_RETRIES = 5
+DEFAULT_LOAD_RETRY_INTERVAL_MICROS = 60_000_000  # One minute.
+
 
 class LoaderHarness:
   """Drives one Loader through its lifecycle. See the module docstring."""
@@ -62,8 +67,8 @@ class LoaderHarness:
       clock: does the waiting (a fake clock in tests).
     """
 
-    max_num_load_retries: int = 5
-    load_retry_interval_micros: int = 60_000_000
+    max_num_load_retries: int = DEFAULT_MAX_NUM_LOAD_RETRIES
+    load_retry_interval_micros: int = DEFAULT_LOAD_RETRY_INTERVAL_MICROS
     clock: clock_lib.Clock = dataclasses.field(
         default_factory=clock_lib.RealClock)
 

@@ -67,10 +67,8 @@ class SourceAdapter(source_lib.Source[OutT], target_lib.Target[InT],
         logging.exception("%s.convert raised for %s", type(self).__name__,
                           version.id)
         adapted.append(
-            servable_data.ServableData.failed(
-                version.id,
-                status.ServingError(status.Code.UNKNOWN, str(e) or
-                                    type(e).__name__)))
+            servable_data.ServableData.failed(version.id,
+                                              status.from_exception(e)))
     return adapted
 
   def set_aspired_versions_callback(

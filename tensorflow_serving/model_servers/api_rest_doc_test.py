@@ -30,6 +30,7 @@ from absl.testing import absltest
 from tensorflow_serving.config import monitoring_config_pb2
 from tensorflow_serving.example import mnist_input_data
 from tensorflow_serving.example import mnist_test_util
+from tensorflow_serving.model_servers import data_plane
 from tensorflow_serving.model_servers import http_server
 from tensorflow_serving.model_servers import server_core as server_core_lib
 from tensorflow_serving.model_servers.test_util import server_core_test_util
@@ -110,7 +111,7 @@ class ApiRestDocTest(absltest.TestCase):
     monitoring = monitoring_config_pb2.MonitoringConfig()
     monitoring.prometheus_config.enable = True
     cls.server = http_server.HttpRestServer(
-        cls.core, http_server.HttpRestServer.Options(
+        data_plane.DataPlane(cls.core), http_server.HttpRestServer.Options(
             num_threads=4, monitoring_config=monitoring, host="127.0.0.1"))
     cls.port = cls.server.start(0)
 

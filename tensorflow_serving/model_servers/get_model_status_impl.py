@@ -1,11 +1,18 @@
 """GetModelStatus, transport-free: every version's state from the monitor.
 
-Shared by the gRPC ModelService and the REST status endpoint (as upstream's
-model_servers/get_model_status_impl). Without a version in the ModelSpec,
-all known versions are reported, highest first; version_label is ignored.
+The DataPlane answers the gRPC ModelService and the REST status endpoint
+with it (as upstream's model_servers/get_model_status_impl). Without a
+version in the ModelSpec, all known versions are reported, highest first;
+version_label is ignored.
 Each version carries its ModelVersionStatus.State (START 10 ... END 50) and
 a StatusProto with its error, if it failed.
+
+list_model_statuses() answers the same for every configured model at once
+(not in upstream: REST's GET /v1/models, tensorflow/serving#795).
 """
+
+import dataclasses
+from typing import Optional
 
 from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.apis import model_pb2
@@ -74,3 +81,38 @@ def get_model_status_with_model_spec(
   for version, state_and_time in versions.items():
     _add_version_status(response, version, state_and_time.state)
   return response
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelStatus:
+  """What GetModelStatus says of one model, for the model list.
+
+  Attributes:
+    name: the model's name.
+    response: its versions' states (empty when `error` is set).
+    error: GetModelStatus's error for this model (NOT_FOUND "Could not find
+      any versions of model X" while no version is known), or None.
+  """
+
+  name: str
+  response: get_model_status_pb2.GetModelStatusResponse
+  error: Optional[status.ServingError] = None
+
+
+def list_model_statuses(core) -> list[ModelStatus]:
+  """Every model of the config in force, in its order, with its status.
+
+  Args:
+    core: a ServerCore (`configured_model_names()` and
+      `servable_state_monitor`).
+  """
+  statuses = []
+  for name in core.configured_model_names():
+    try:
+      response = get_model_status_with_model_spec(
+          core, model_pb2.ModelSpec(name=name))
+      statuses.append(ModelStatus(name, response))
+    except status.ServingError as e:
+      statuses.append(ModelStatus(
+          name, get_model_status_pb2.GetModelStatusResponse(), e))
+  return statuses

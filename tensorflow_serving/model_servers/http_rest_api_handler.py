@@ -1,33 +1,39 @@
 """HttpRestApiHandler: one REST API call in, a JSON body out; no sockets.
 
 As upstream's model_servers/http_rest_api_handler. For each /v1 request it
-parses the URL (http_rest_api_util), decodes the body into the same request
-proto a gRPC client would send (util/json_tensor), calls the same
-transport-free code the gRPC services call (the servable's predict /
-classify / regress / get_model_metadata, get_model_status_impl), and encodes
-the answer. Failures come back as a ServingError next to an
-{"error": "..."} body; turning its code into an HTTP status is
-http_server's job, in one place.
+parses the URL and undoes the body's Content-Encoding
+(http_rest_api_util), decodes the body into the same request proto a gRPC
+client would send (util/json_tensor), calls the same transport-free
+DataPlane method the gRPC services call, and encodes the answer. Failures
+come back as a ServingError next to an {"error": "..."} body; turning its
+code into an HTTP status is http_server's job, in one place.
 
+  GET  /v1/models                                               every model's
+                                                  status (not in upstream)
   GET  /v1/models/{name}[/versions/{N}|/labels/{L}]            model status
   GET  /v1/models/{name}[/versions/{N}|/labels/{L}]/metadata   signature defs
   POST /v1/models/{name}[/versions/{N}|/labels/{L}]:predict    Predict
   POST ...:classify | ...:regress                              tf.Example APIs
 
-JSON is parsed with orjson (about 3.5x faster than the standard library on a
-784-float instance); util/json_tensor falls back to the standard library for
-what orjson refuses (NaN/Infinity tokens, malformed bodies), so results and
-error texts never depend on it.
+Predict decodes inside the data plane's handle: JSON carries no types, so
+the values are typed by the signature's inputs
+(Servable.get_signature_inputs) of the very version that then runs them.
+Classify and Regress decode before (their body is tf.Examples, typed by
+itself), through one table-driven path. A request refused before it reaches
+the data plane (bad URL, body or encoding) is still counted once
+(DataPlane.count_refused).
+
+Bodies are read by util/json_tensor as upstream's rapidjson reads them
+(numeric Predict bodies go straight into arrays through simdjson).
 
 Thread-safe: process_request() is called from the HTTP server's worker pool
 and blocks while the model runs.
 """
 
 import dataclasses
-from typing import Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 from absl import logging
-import orjson
 
 from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import classification_pb2
@@ -35,16 +41,20 @@ from tensorflow_serving.apis import get_model_metadata_pb2
 from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import regression_pb2
-from tensorflow_serving.model_servers import get_model_status_impl
+from tensorflow_serving.model_servers import data_plane as data_plane_lib
 from tensorflow_serving.model_servers import http_rest_api_util
+from tensorflow_serving.servables.tensorflow import servable as servable_lib
 from tensorflow_serving.util import json_tensor
 from tensorflow_serving.util import status
 
 _DEFAULT_SIGNATURE = "serving_default"
 _SIGNATURE_DEF_FIELD = "signature_def"
 
+# A prepared call: runs on the data plane, returns the JSON reply.
+_Call = Callable[[data_plane_lib.RequestContext], str]
 
-@dataclasses.dataclass
+
+@dataclasses.dataclass(frozen=True)
 class RestResult:
   """The outcome of one REST call.
 
@@ -52,116 +62,149 @@ class RestResult:
     body: the JSON reply ({"error": ...} on failure).
     error: None on success, else what went wrong (its code picks the HTTP
       status).
-    model_name: the model the URL named ("" if none), for metrics.
-    method: the URL verb ("predict", "classify", "regress"; "" for GETs),
-      the API label of upstream's REST metrics.
   """
 
   body: str
   error: Optional[status.ServingError] = None
-  model_name: str = ""
-  method: str = ""
+
+  @classmethod
+  def failure(cls, error: status.ServingError) -> "RestResult":
+    return cls(json_tensor.make_json_error(error.message), error)
+
+
+@dataclasses.dataclass(frozen=True)
+class _ExampleApi:
+  """How one tf.Example API (:classify, :regress) reads and writes JSON."""
+
+  request_type: type
+  decode: Callable[[bytes, Any], None]  # (body, request)
+  call: Callable[[data_plane_lib.DataPlane, Any, Any], Any]
+  encode: Callable[[Any], str]  # response.result -> JSON
+
+
+_EXAMPLE_APIS = {
+    "classify": _ExampleApi(
+        classification_pb2.ClassificationRequest,
+        json_tensor.fill_classification_request_from_json,
+        data_plane_lib.DataPlane.classify,
+        json_tensor.make_json_from_classification_result),
+    "regress": _ExampleApi(
+        regression_pb2.RegressionRequest,
+        json_tensor.fill_regression_request_from_json,
+        data_plane_lib.DataPlane.regress,
+        json_tensor.make_json_from_regression_result),
+}
+
+
+def _unexpected(error: Exception, what: str) -> status.ServingError:
+  """A bug's ServingError (logged with its traceback)."""
+  if not isinstance(error, status.ServingError):
+    logging.exception("REST %s failed unexpectedly", what)
+  return status.from_exception(error)
 
 
 class HttpRestApiHandler:
-  """Serves the /v1 REST API over a ServerCore. See the module docstring."""
+  """Serves the /v1 REST API over a DataPlane. See the module docstring."""
 
-  def __init__(self, server_core) -> None:
-    """Args: server_core: a ServerCore (get_servable_handle, monitor, and
-    log_request for request logging)."""
-    self._core = server_core
+  def __init__(self, data_plane: data_plane_lib.DataPlane) -> None:
+    self._data_plane = data_plane
 
-  def process_request(self, http_method: str, path: str,
-                      body: bytes) -> RestResult:
-    """Runs one /v1 request; never raises (errors are in the result)."""
-    result = RestResult(body="")
+  def process_request(self, http_method: str, path: str, body: bytes,
+                      context: data_plane_lib.RequestContext,
+                      content_encoding: str = "") -> RestResult:
+    """Runs one /v1 request; never raises (errors are in the result).
+
+    Args:
+      http_method: "GET", "POST", ...
+      path: the URL path, without the query string.
+      body: the request body as received.
+      context: the request's context (entrypoint REST, its deadline); the
+        API label is set here, from the URL.
+      content_encoding: the Content-Encoding header ("" for none).
+    """
+    info = http_rest_api_util.ModelInfo()
     try:
       info = http_rest_api_util.parse_model_info(http_method, path)
-      result.model_name = info.model_name
-      result.method = info.method
-      result.body = self._dispatch(http_method, path, info, body)
-    except status.ServingError as e:
-      result.error = e
+      context = context.for_api(info.method)
+      call = self._prepare(
+          http_method, path, info,
+          http_rest_api_util.decompress(body, content_encoding))
     except Exception as e:  # pylint: disable=broad-except
-      # A bug, not a client error: still answer in the API's error format.
-      logging.exception("REST %s %s failed", http_method, path)
-      result.error = status.internal(f"{type(e).__name__}: {e}")
-    if result.error is not None:
-      result.body = json_tensor.make_json_error(result.error.message)
-    return result
+      error = _unexpected(e, f"{http_method} {path}")
+      self._data_plane.count_refused(context, info.model_name, error)
+      return RestResult.failure(error)
+    try:
+      return RestResult(call(context))
+    except Exception as e:  # pylint: disable=broad-except
+      return RestResult.failure(_unexpected(e, f"{http_method} {path}"))
 
-  def _dispatch(self, http_method: str, path: str,
-                info: http_rest_api_util.ModelInfo, body: bytes) -> str:
+  def _prepare(self, http_method: str, path: str,
+               info: http_rest_api_util.ModelInfo, body: bytes) -> _Call:
+    """Everything before the data plane: which call, with what request."""
     if info.matched and http_method == "POST":
       if info.method == "predict":
         return self._predict(info, body)
-      if info.method == "classify":
-        return self._classify(info, body)
-      if info.method == "regress":
-        return self._regress(info, body)
-    elif info.matched and http_method == "GET":
+      return self._example_api(_EXAMPLE_APIS[info.method], info, body)
+    if info.matched and http_method == "GET":
+      if info.is_model_list:
+        return self._list()
+      if not info.model_name:
+        raise status.invalid_argument("Missing model name in request.")
       if info.subresource == "metadata":
         return self._metadata(info)
       return self._status(info)
     raise status.invalid_argument(f"Malformed request: {http_method} {path}")
 
-  def _predict(self, info: http_rest_api_util.ModelInfo, body: bytes) -> str:
+  def _predict(self, info: http_rest_api_util.ModelInfo, body: bytes) -> _Call:
     request = predict_pb2.PredictRequest()
     http_rest_api_util.fill_model_spec(request.model_spec, info)
-    # One handle for the signature lookup and the run, so both see the same
-    # version even if a new one becomes available in between.
-    with self._core.get_servable_handle(request.model_spec) as handle:
-      servable = handle.servable
 
-      def input_infos(
-          signature_name: str) -> Mapping[str, meta_graph_pb2.TensorInfo]:
-        name = signature_name or _DEFAULT_SIGNATURE
-        signature = servable.signatures.get(name)
-        if signature is None:
-          raise status.invalid_argument(
-              f'Serving signature name: "{name}" not found in signature def')
-        return signature.signature_def.inputs
+    def call(context: data_plane_lib.RequestContext) -> str:
+      request_format = []
 
-      request_format = json_tensor.fill_predict_request_from_json(
-          body, input_infos, request, fast_loads=orjson.loads)
-      response = servable.predict(request)
-    self._core.log_request(request, response)
-    return json_tensor.make_json_from_tensors(response.outputs, request_format)
+      def decode(servable: servable_lib.Servable) -> None:
 
-  def _classify(self, info: http_rest_api_util.ModelInfo, body: bytes) -> str:
-    request = classification_pb2.ClassificationRequest()
+        def input_infos(
+            signature_name: str) -> Mapping[str, meta_graph_pb2.TensorInfo]:
+          inputs = servable.get_signature_inputs(signature_name)
+          if inputs is None:
+            name = signature_name or _DEFAULT_SIGNATURE
+            raise status.invalid_argument(
+                f'Serving signature name: "{name}" not found in signature def')
+          return inputs
+
+        request_format.append(json_tensor.fill_predict_request_from_json(
+            body, input_infos, request))
+
+      response = self._data_plane.predict(request, context, decode=decode)
+      return json_tensor.make_json_from_tensors(response.outputs,
+                                                request_format[0])
+
+    return call
+
+  def _example_api(self, api: _ExampleApi, info: http_rest_api_util.ModelInfo,
+                   body: bytes) -> _Call:
+    request = api.request_type()
     http_rest_api_util.fill_model_spec(request.model_spec, info)
-    json_tensor.fill_classification_request_from_json(
-        body, request, fast_loads=orjson.loads)
-    with self._core.get_servable_handle(request.model_spec) as handle:
-      response = handle.servable.classify(request)
-    self._core.log_request(request, response)
-    return json_tensor.make_json_from_classification_result(response.result)
+    api.decode(body, request)
+    return lambda context: api.encode(
+        api.call(self._data_plane, request, context).result)
 
-  def _regress(self, info: http_rest_api_util.ModelInfo, body: bytes) -> str:
-    request = regression_pb2.RegressionRequest()
-    http_rest_api_util.fill_model_spec(request.model_spec, info)
-    json_tensor.fill_regression_request_from_json(
-        body, request, fast_loads=orjson.loads)
-    with self._core.get_servable_handle(request.model_spec) as handle:
-      response = handle.servable.regress(request)
-    self._core.log_request(request, response)
-    return json_tensor.make_json_from_regression_result(response.result)
-
-  def _status(self, info: http_rest_api_util.ModelInfo) -> str:
-    if not info.model_name:
-      raise status.invalid_argument("Missing model name in request.")
+  def _status(self, info: http_rest_api_util.ModelInfo) -> _Call:
     request = get_model_status_pb2.GetModelStatusRequest()
     http_rest_api_util.fill_model_spec(request.model_spec, info)
-    response = get_model_status_impl.get_model_status(self._core, request)
-    return http_rest_api_util.model_status_to_json(response)
+    return lambda context: http_rest_api_util.model_status_to_json(
+        self._data_plane.get_model_status(request, context))
 
-  def _metadata(self, info: http_rest_api_util.ModelInfo) -> str:
-    if not info.model_name:
-      raise status.invalid_argument("Missing model name in request.")
+  def _list(self) -> _Call:
+    # Not in upstream (tensorflow/serving#795), where this URL is a 400
+    # "Missing model name in request.".
+    return lambda context: http_rest_api_util.model_list_to_json(
+        self._data_plane.list_models(context))
+
+  def _metadata(self, info: http_rest_api_util.ModelInfo) -> _Call:
     request = get_model_metadata_pb2.GetModelMetadataRequest()
     request.metadata_field.append(_SIGNATURE_DEF_FIELD)
     http_rest_api_util.fill_model_spec(request.model_spec, info)
-    with self._core.get_servable_handle(request.model_spec) as handle:
-      response = handle.servable.get_model_metadata(request)
-    return http_rest_api_util.model_metadata_to_json(response)
+    return lambda context: http_rest_api_util.model_metadata_to_json(
+        self._data_plane.get_model_metadata(request, context))

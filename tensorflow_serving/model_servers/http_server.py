@@ -3,10 +3,12 @@
 As upstream's model_servers/http_server. The HTTP side is aiohttp's
 low-level server (chosen by CPU time per request; see docs/performance.md)
 running an asyncio loop on its own thread; it only moves bytes. Each /v1
-request is handed to HttpRestApiHandler on a pool of
---rest_api_num_threads worker threads, because the model call blocks (and
-TensorFlow releases the GIL while it runs). This module is also the one
-place where a ServingError's code becomes an HTTP status (to_http_status).
+request is handed to HttpRestApiHandler (and through it to the DataPlane)
+on a pool of --rest_api_num_threads worker threads, because the model call
+blocks (and TensorFlow releases the GIL while it runs), with a
+RequestContext whose deadline is --rest_api_timeout_in_ms away. This module
+is also the one place where a ServingError's code becomes an HTTP status
+(to_http_status).
 
 Per request, as upstream:
   * Only /v1/... paths reach the API; the Prometheus path (when
@@ -21,7 +23,7 @@ Per request, as upstream:
     /v1 response carries the Access-Control-Allow-* headers.
   * Every /v1 call is counted in :tensorflow:serving:request_count and, when
     it succeeded, timed in :tensorflow:serving:request_latency
-    (entrypoint="REST", API = the URL verb).
+    (entrypoint="REST", API = the URL verb), by the data plane.
 
 Lifecycle: start(port) binds and serves (from any thread); stop() closes the
 port and stops the loop. Not restartable.
@@ -34,14 +36,13 @@ import multiprocessing
 import re
 import socket
 import threading
-import time
 from typing import Optional
-import zlib
 
 from absl import logging
 from aiohttp import web
 
 from tensorflow_serving.config import monitoring_config_pb2
+from tensorflow_serving.model_servers import data_plane as data_plane_lib
 from tensorflow_serving.model_servers import http_rest_api_handler
 from tensorflow_serving.model_servers import http_rest_api_util
 from tensorflow_serving.model_servers import prometheus_exporter
@@ -50,8 +51,6 @@ from tensorflow_serving.util import metrics
 from tensorflow_serving.util import proto_util
 from tensorflow_serving.util import status
 
-# Upstream's gzip limit on a decompressed request body.
-MAX_UNCOMPRESSED_BYTES = 100 * 1024 * 1024
 _ORIGIN_REGEX = re.compile(r"https?://.*", re.IGNORECASE)
 # On stop, requests in flight get this long to finish (as the gRPC side).
 _DRAIN_SECONDS = 10.0
@@ -79,6 +78,11 @@ _HTTP_STATUS = {
 _REASONS = {499: "Client Closed Request"}
 
 
+def default_num_threads() -> int:
+  """--rest_api_num_threads' default: 4 per CPU, as upstream."""
+  return 4 * multiprocessing.cpu_count()
+
+
 def to_http_status(code: status.Code) -> int:
   """The HTTP status upstream answers a canonical error code with."""
   return _HTTP_STATUS.get(code, 500)
@@ -100,8 +104,7 @@ class HttpRestServerOptions:
     host: the address to bind (all interfaces by default).
   """
 
-  num_threads: int = dataclasses.field(
-      default_factory=lambda: 4 * multiprocessing.cpu_count())
+  num_threads: int = dataclasses.field(default_factory=default_num_threads)
   timeout_in_ms: int = 30000
   enable_cors_support: bool = False
   monitoring_config: Optional[monitoring_config_pb2.MonitoringConfig] = None
@@ -120,45 +123,22 @@ def read_monitoring_config(path: str) -> monitoring_config_pb2.MonitoringConfig:
       path, monitoring_config_pb2.MonitoringConfig())
 
 
-def _decompress(body: bytes, encoding: str) -> bytes:
-  """Undoes Content-Encoding gzip/deflate, refusing bombs over 100 MB."""
-  encoding = encoding.strip().lower()
-  if not encoding or encoding == "identity":
-    return body
-  if encoding in ("gzip", "x-gzip"):
-    wbits = 16 + zlib.MAX_WBITS
-  elif encoding == "deflate":
-    wbits = zlib.MAX_WBITS
-  else:
-    raise status.unimplemented(f"Unsupported Content-Encoding: {encoding}")
-  decompressor = zlib.decompressobj(wbits)
-  try:
-    data = decompressor.decompress(body, MAX_UNCOMPRESSED_BYTES + 1)
-  except zlib.error as e:
-    raise status.invalid_argument(
-        f"Failed to decompress the request body ({encoding}): {e}") from None
-  if len(data) > MAX_UNCOMPRESSED_BYTES or decompressor.unconsumed_tail:
-    raise status.invalid_argument(
-        "Uncompressed request body exceeds the limit of "
-        f"{MAX_UNCOMPRESSED_BYTES} bytes")
-  return data
-
 
 class HttpRestServer:
   """Serves the REST API of a ServerCore. See the module docstring."""
 
   Options = HttpRestServerOptions
 
-  def __init__(self, server_core,
+  def __init__(self, data_plane: data_plane_lib.DataPlane,
                options: HttpRestServerOptions = HttpRestServerOptions()
               ) -> None:
     self._options = options
-    self._handler = http_rest_api_handler.HttpRestApiHandler(server_core)
+    self._handler = http_rest_api_handler.HttpRestApiHandler(data_plane)
     self._pool = concurrent.futures.ThreadPoolExecutor(
         max_workers=max(1, options.num_threads),
         thread_name_prefix="httprestserver")
-    self._timeout = (options.timeout_in_ms / 1000.0
-                     if options.timeout_in_ms > 0 else None)
+    self._timeout: Optional[float] = (options.timeout_in_ms / 1000.0
+                                      if options.timeout_in_ms > 0 else None)
     self._json_headers = dict(http_rest_api_util.JSON_HEADERS)
     if options.enable_cors_support:
       self._json_headers.update(http_rest_api_util.CORS_HEADERS)
@@ -248,23 +228,20 @@ class HttpRestServer:
     if request.method == "OPTIONS":
       return self._preflight(request)
     body = await request.content.read()
-    start = time.perf_counter()
+    # The API label is the handler's to set, from the URL.
+    context = data_plane_lib.RequestContext.with_timeout(
+        metrics.REST, "", self._timeout)
     try:
       call = asyncio.get_running_loop().run_in_executor(
-          self._pool, self._process, request.method, path, body,
-          request.headers.get("Content-Encoding", ""))
+          self._pool, self._handler.process_request, request.method, path,
+          body, context, request.headers.get("Content-Encoding", ""))
       result = await asyncio.wait_for(call, self._timeout)
     except asyncio.TimeoutError:
-      error = status.deadline_exceeded(
-          "Deadline exceeded: the request took longer than "
-          f"{self._options.timeout_in_ms} ms")
-      result = http_rest_api_handler.RestResult(
-          body=json_tensor.make_json_error(error.message), error=error)
-      info = self._safe_model_info(request.method, path)
-      result.model_name, result.method = info.model_name, info.method
+      # The call goes on in the background; the data plane counts it, as
+      # DEADLINE_EXCEEDED, when it ends.
+      result = http_rest_api_handler.RestResult.failure(
+          context.deadline_exceeded())
     code = status.Code.OK if result.error is None else result.error.code
-    metrics.record_request(result.model_name, result.method, metrics.REST,
-                           code, (time.perf_counter() - start) * 1e6)
     if result.error is not None:
       logging.vlog(1, "Error Processing HTTP/REST request: %s %s Error: %s",
                    request.method, path, result.error.message)
@@ -272,26 +249,6 @@ class HttpRestServer:
     return web.Response(body=result.body.encode("utf-8"), status=http_status,
                         reason=_REASONS.get(http_status),
                         headers=self._json_headers)
-
-  def _process(self, http_method: str, path: str, body: bytes,
-               encoding: str) -> http_rest_api_handler.RestResult:
-    """Runs on a worker thread: decompress, then the API call."""
-    try:
-      body = _decompress(body, encoding)
-    except status.ServingError as e:
-      info = self._safe_model_info(http_method, path)
-      return http_rest_api_handler.RestResult(
-          body=json_tensor.make_json_error(e.message), error=e,
-          model_name=info.model_name, method=info.method)
-    return self._handler.process_request(http_method, path, body)
-
-  @staticmethod
-  def _safe_model_info(http_method: str,
-                       path: str) -> http_rest_api_util.ModelInfo:
-    try:
-      return http_rest_api_util.parse_model_info(http_method, path)
-    except status.ServingError:
-      return http_rest_api_util.ModelInfo()
 
   def _preflight(self, request: web.BaseRequest) -> web.Response:
     origin = request.headers.get("Origin", "")

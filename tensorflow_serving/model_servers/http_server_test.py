@@ -16,6 +16,7 @@ from absl.testing import absltest
 import tensorflow as tf
 
 from tensorflow_serving.config import monitoring_config_pb2
+from tensorflow_serving.model_servers import data_plane
 from tensorflow_serving.model_servers import http_server
 from tensorflow_serving.model_servers import server_core as server_core_lib
 from tensorflow_serving.model_servers.test_util import server_core_test_util
@@ -65,13 +66,13 @@ class HttpServerTest(absltest.TestCase):
     monitoring = monitoring_config_pb2.MonitoringConfig()
     monitoring.prometheus_config.enable = True
     cls.server = http_server.HttpRestServer(
-        cls.core, http_server.HttpRestServer.Options(
+        data_plane.DataPlane(cls.core), http_server.HttpRestServer.Options(
             num_threads=4, monitoring_config=monitoring, host="127.0.0.1"))
     cls.port = cls.server.start(0)
     # Same core, CORS on, a short timeout and a custom metrics path.
     monitoring.prometheus_config.path = "/custom/metrics"
     cls.cors_server = http_server.HttpRestServer(
-        cls.core, http_server.HttpRestServer.Options(
+        data_plane.DataPlane(cls.core), http_server.HttpRestServer.Options(
             num_threads=2, timeout_in_ms=_SHORT_TIMEOUT_MS,
             enable_cors_support=True, monitoring_config=monitoring,
             host="127.0.0.1"))
@@ -120,8 +121,30 @@ class HttpServerTest(absltest.TestCase):
                      "Could not find version 9 of model half")
     self.assertError("GET", "/v1/models/nope", None, 404,
                      "Could not find any versions of model nope")
-    self.assertError("GET", "/v1/models", None, 400,
+    # Without a name, only GET /v1/models itself is a call (the list).
+    self.assertError("GET", "/v1/models/versions/1", None, 400,
                      "Missing model name in request.")
+
+  def test_model_list(self):
+    # Not in upstream (where it is a 400 "Missing model name in request.").
+    available = {"error_code": "OK", "error_message": ""}
+    code, reply = self.call_json("GET", "/v1/models")
+    self.assertEqual(code, 200)
+    self.assertEqual(reply, {"models": [
+        {"name": "half",
+         "model_version_status": [{"version": "123", "state": "AVAILABLE",
+                                   "status": available}],
+         "status": available},
+        {"name": "slow",
+         "model_version_status": [{"version": "1", "state": "AVAILABLE",
+                                   "status": available}],
+         "status": available},
+    ]})
+    # Each entry is what GET /v1/models/{name} says, plus name and status.
+    self.assertEqual(
+        self.call_json("GET", "/v1/models/half")[1]["model_version_status"],
+        reply["models"][0]["model_version_status"])
+    self.assertEqual(self.call("POST", "/v1/models", "{}")[0], 400)
 
   def test_model_metadata(self):
     code, reply = self.call_json("GET", "/v1/models/half/metadata")
@@ -320,15 +343,33 @@ class HttpServerTest(absltest.TestCase):
     self.assertStartsWith(headers["Content-Type"], "text/plain")
     text = data.decode()
     self.assertIn("# TYPE :tensorflow:serving:request_count counter", text)
+    # Upstream's names and labels, with the version and signature that
+    # answered (and API and entrypoint on request_count) added.
     self.assertRegex(
-        text, r':tensorflow:serving:request_count\{model_name="half",'
-        r'status="OK"\} [1-9]')
-    self.assertIn(
-        ':tensorflow:serving:request_count{model_name="missing",'
-        'status="NOT_FOUND"} 1.0', text)
+        text, r':tensorflow:serving:request_count\{API="predict",'
+        r'entrypoint="REST",model_name="half",signature="serving_default",'
+        r'status="OK",version="123"\} [1-9]')
+    # A model the server does not have makes no series of its own.
+    self.assertNotIn('"missing"', text)
+    self.assertRegex(
+        text, r':tensorflow:serving:request_count\{API="predict",'
+        r'entrypoint="REST",model_name="__unknown__",signature="__unknown__",'
+        r'status="NOT_FOUND",version="__unknown__"\} [1-9]')
     self.assertRegex(
         text, r':tensorflow:serving:request_latency_bucket\{API="predict",'
-        r'entrypoint="REST",le="\+Inf",model_name="half"\} [1-9]')
+        r'entrypoint="REST",le="\+Inf",model_name="half",'
+        r'signature="serving_default",version="123"\} [1-9]')
+    self.assertRegex(
+        text, r':tensorflow:serving:runtime_latency_count\{API="Predict",'
+        r'model_name="half",runtime="TF1",signature="serving_default",'
+        r'version="123"\} [1-9]')
+    # Each version's state (30: AVAILABLE) and load time.
+    self.assertIn("# TYPE :tensorflow:serving:model_version_state gauge", text)
+    self.assertIn(':tensorflow:serving:model_version_state{model_name="half",'
+                  'version="123"} 30.0', text)
+    # (0 by this core's fake clock; model_status_e2e_test sees real ones.)
+    self.assertIn(':tensorflow:serving:model_version_load_latency{'
+                  'model_name="half",version="123"} 0.0', text)
     self.assertIn(":tensorflow:cc:saved_model:load_attempt_count{", text)
     # The path is the configured one, and only on that server.
     self.assertEqual(self.call("GET", "/custom/metrics",

@@ -4,6 +4,7 @@ tensorflow_model_server serves either one model (--model_name,
 --model_base_path) or the models of a text-format ModelServerConfig file
 (--model_config_file), re-read every --model_config_file_poll_wait_seconds
 and applied with ServerCore.reload_config(), as upstream's server.cc does.
+The file may be on an object store (s3://, gs://; not in upstream).
 """
 
 import threading
@@ -14,6 +15,7 @@ from tensorflow_serving.config import model_server_config_pb2
 from tensorflow_serving.model_servers import server_core as server_core_lib
 from tensorflow_serving.sources.storage_path import file_system as fs_lib
 from tensorflow_serving.util import proto_util
+from tensorflow_serving.sources.storage_path import file_system_registry
 from tensorflow_serving.util import status
 
 ModelServerConfig = model_server_config_pb2.ModelServerConfig
@@ -43,14 +45,17 @@ def parse_model_server_config_file(
 
   Args:
     path: the file (any file system `file_system` can read).
-    file_system: default: tf.io.gfile, as upstream reads through TF's Env.
+    file_system: default: s3:// and gs:// through their object-store
+      clients (not in upstream), other paths through tf.io.gfile, as
+      upstream reads through TF's Env.
 
   Raises:
     ServingError: the file cannot be read (its code), or INVALID_ARGUMENT
       "Invalid protobuf file: '<path>'. Error parsing text-format
       tensorflow.serving.ModelServerConfig: <line>:<column>: <what>".
   """
-  data = (file_system or fs_lib.GFileFileSystem()).read_file(path)
+  data = (file_system or
+          file_system_registry.SchemeFileSystem()).read_file(path)
   try:
     return proto_util.parse_text_proto(path, data, ModelServerConfig())
   except status.ServingError as e:

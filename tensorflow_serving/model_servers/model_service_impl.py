@@ -1,8 +1,9 @@
 """The gRPC ModelService: GetModelStatus and HandleReloadConfigRequest.
 
-A thin servicer (as upstream's model_servers/model_service_impl): it calls
-get_model_status_impl and ServerCore.reload_config, and maps a ServingError
-to the gRPC status through grpc_status_util. A reload accepts only a
+A thin servicer (as upstream's model_servers/model_service_impl):
+GetModelStatus goes through the DataPlane (as REST's status GET does), a
+reload to ServerCore.reload_config (the control plane), and a ServingError
+becomes the gRPC status through grpc_status_util. A reload accepts only a
 ModelConfigList; the response's status says how it went, and metric_names
 asks for how much those counters grew during the reload.
 """
@@ -13,7 +14,7 @@ from absl import logging
 from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.apis import model_management_pb2
 from tensorflow_serving.apis import model_service_pb2_grpc
-from tensorflow_serving.model_servers import get_model_status_impl
+from tensorflow_serving.model_servers import data_plane as data_plane_lib
 from tensorflow_serving.model_servers import grpc_status_util
 from tensorflow_serving.model_servers import server_core as server_core_lib
 from tensorflow_serving.util import metrics
@@ -34,17 +35,17 @@ def _counter_values(names) -> dict[str, int]:
 class ModelServiceImpl(model_service_pb2_grpc.ModelServiceServicer):
   """Serves tensorflow.serving.ModelService over a ServerCore."""
 
-  def __init__(self, server_core: server_core_lib.ServerCore) -> None:
+  def __init__(self, server_core: server_core_lib.ServerCore,
+               data_plane: data_plane_lib.DataPlane) -> None:
     self._core = server_core
+    self._data_plane = data_plane
 
   def GetModelStatus(  # pylint: disable=invalid-name
       self, request: get_model_status_pb2.GetModelStatusRequest,
       context: grpc.ServicerContext
   ) -> get_model_status_pb2.GetModelStatusResponse:
-    try:
-      return get_model_status_impl.get_model_status(self._core, request)
-    except status.ServingError as e:
-      grpc_status_util.abort(context, e)
+    return grpc_status_util.serve(
+        context, None, self._data_plane.get_model_status, request)
 
   def HandleReloadConfigRequest(  # pylint: disable=invalid-name
       self, request: model_management_pb2.ReloadConfigRequest,

@@ -12,6 +12,7 @@ from tensorflow_serving.apis import model_pb2
 from tensorflow_serving.apis import model_service_pb2_grpc
 from tensorflow_serving.core import manager
 from tensorflow_serving.core import servable_state
+from tensorflow_serving.model_servers import data_plane
 from tensorflow_serving.model_servers import model_service_impl
 from tensorflow_serving.model_servers import server_core as server_core_lib
 from tensorflow_serving.model_servers.test_util import server_core_test_util as test_util
@@ -34,7 +35,8 @@ class ModelServiceImplTest(absltest.TestCase):
     self.addCleanup(self.core.stop)
     self.server = grpc.server(concurrent.futures.ThreadPoolExecutor(4))
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(
-        model_service_impl.ModelServiceImpl(self.core), self.server)
+        model_service_impl.ModelServiceImpl(
+            self.core, data_plane.DataPlane(self.core)), self.server)
     port = self.server.add_insecure_port("127.0.0.1:0")
     self.server.start()
     self.addCleanup(self.server.stop, None)

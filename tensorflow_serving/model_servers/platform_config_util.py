@@ -1,4 +1,4 @@
-"""--platform_config_file: a PlatformConfigMap -> the platforms' source adapters.
+"""PlatformConfigMap -> the platforms' source adapters: how platforms are built.
 
 As upstream (model_servers/platform_config_util and ServerCore's adapter
 creation), a PlatformConfigMap names each platform a model_config may ask
@@ -8,14 +8,19 @@ message type, from a registry (ADAPTER_FACTORIES); the platform name is free,
 so "tensorflow" and, say, "tensorflow_gpu_like" can both be SavedModel
 platforms with different settings.
 
+There is one way to build the platforms: the map comes either from
+--platform_config_file or, as upstream's server.cc does, from the flags
+(the server folds --enable_batching, --batching_parameters_file, the session
+and thread flags, --saved_model_tags and the warmup flags into a
+SessionBundleConfig; tensorflow_platform_config_map() wraps it), and
+create_platform_adapters() builds the adapters of either the same way.
+
 The one type registered here is tensorflow.serving.
 SavedModelBundleSourceAdapterConfig, whose legacy_config (SessionBundleConfig)
 gives the session ConfigProto, the MetaGraph tags, batching
-(batching_parameters: one shared batch scheduler per platform) and warmup
-(enable_model_warmup, model_warmup_options). When a platform config file is
-given, those replace the corresponding flags (--enable_batching,
---batching_parameters_file, --tensorflow_session_parallelism and the other
-thread flags, --saved_model_tags, --enable_model_warmup), as upstream.
+(batching_parameters: one batch scheduler per platform, owned by the
+returned PlatformAdapters) and warmup (enable_model_warmup,
+model_warmup_options).
 
 Errors are upstream's: an Any whose type is not a compiled-in message is
 INTERNAL "Unable to find compiled-in proto descriptor of type X"; a known
@@ -29,7 +34,9 @@ from typing import Callable, Optional
 from google.protobuf import descriptor_pool
 from google.protobuf import message as message_lib
 
+from tensorflow_serving.batching import shared_batch_scheduler
 from tensorflow_serving.config import platform_config_pb2
+from tensorflow_serving.model_servers import server_core as server_core_lib
 from tensorflow_serving.servables.tensorflow import batching_parameters_util
 from tensorflow_serving.servables.tensorflow import saved_model_bundle_source_adapter as adapter_lib
 from tensorflow_serving.servables.tensorflow import saved_model_bundle_source_adapter_pb2
@@ -57,18 +64,29 @@ class AdapterSettings:
 
 @dataclasses.dataclass
 class PlatformAdapters:
-  """The adapters of a PlatformConfigMap.
+  """The adapters of a PlatformConfigMap, and the batch schedulers they use.
+
+  The one owner of the batch schedulers: stop() them after ServerCore has
+  unloaded every model (unloading a version closes its queues).
 
   Attributes:
     factories: platform name -> factory of its source adapter (for
       ServerCore.Options.platform_source_adapters).
-    stoppers: what to call after the models have unloaded (the batch
-      schedulers the configs started).
+    batch_schedulers: platform name -> the scheduler its batching_parameters
+      started (platforms without batching have none).
   """
 
   factories: dict[str, Callable[[], object]] = dataclasses.field(
       default_factory=dict)
-  stoppers: list[Callable[[], None]] = dataclasses.field(default_factory=list)
+  batch_schedulers: dict[str, shared_batch_scheduler.SharedBatchScheduler] = (
+      dataclasses.field(default_factory=dict))
+
+  def stop(self) -> None:
+    """Stops the batch schedulers (idempotent)."""
+    schedulers = list(self.batch_schedulers.values())
+    self.batch_schedulers.clear()
+    for scheduler in schedulers:
+      scheduler.stop()
 
 
 def read_platform_config_map(path: str) -> PlatformConfigMap:
@@ -101,15 +119,28 @@ def saved_model_adapter_options(
       model_warmup_options=config.model_warmup_options)
 
 
+def tensorflow_platform_config_map(
+    session_bundle_config: SessionBundleConfig) -> PlatformConfigMap:
+  """The map with one "tensorflow" platform loading SavedModels with
+  `session_bundle_config` (upstream's CreateTensorFlowPlatformConfigMap)."""
+  adapter_config = SavedModelBundleSourceAdapterConfig()
+  adapter_config.legacy_config.CopyFrom(session_bundle_config)
+  platform_config_map = PlatformConfigMap()
+  platform_config_map.platform_configs[
+      server_core_lib.TENSORFLOW_MODEL_PLATFORM].source_adapter_config.Pack(
+          adapter_config)
+  return platform_config_map
+
+
 def _saved_model_adapter(config: SavedModelBundleSourceAdapterConfig,
                          settings: AdapterSettings,
-                         result: PlatformAdapters) -> Callable[[], object]:
+                         scheduler_out: list) -> Callable[[], object]:
   legacy = config.legacy_config
   scheduler = None
   if legacy.HasField("batching_parameters"):
     scheduler = batching_parameters_util.create_batch_scheduler(
         legacy.batching_parameters)
-    result.stoppers.append(scheduler.stop)
+    scheduler_out.append(scheduler)
   options = saved_model_adapter_options(legacy, settings, scheduler)
   # Fail on a bad config now rather than at the first load.
   adapter_lib.SavedModelBundleSourceAdapter(options)
@@ -165,9 +196,13 @@ def create_platform_adapters(
         unpacked = False
       if not unpacked:
         raise status.invalid_argument("Malformed content of Any.value")
-      result.factories[platform] = build(config, settings, result)
+      schedulers = []
+      try:
+        result.factories[platform] = build(config, settings, schedulers)
+      finally:
+        if schedulers:
+          result.batch_schedulers[platform], = schedulers
   except BaseException:
-    for stop in result.stoppers:
-      stop()
+    result.stop()
     raise
   return result

@@ -42,7 +42,7 @@ class PlatformConfigUtilTest(absltest.TestCase):
         platform_config_util.AdapterSettings(
             enable_signature_method_name_check=True))
     self.assertEqual(list(adapters.factories), ["tensorflow"])
-    self.assertEmpty(adapters.stoppers)  # No batching asked for.
+    self.assertEmpty(adapters.batch_schedulers)  # No batching asked for.
     adapter = adapters.factories["tensorflow"]()
     self.assertIsInstance(adapter, adapter_lib.SavedModelBundleSourceAdapter)
     self.assertEqual(adapter.session_config.intra_op_parallelism_threads, 3)
@@ -70,9 +70,8 @@ class PlatformConfigUtilTest(absltest.TestCase):
     adapters = platform_config_util.create_platform_adapters(_map(
         _TF_CONFIG % "batching_parameters { max_batch_size { value: 8 } "
         "num_batch_threads { value: 1 } }"))
-    self.assertLen(adapters.stoppers, 1)
-    for stop in adapters.stoppers:
-      stop()
+    self.assertLen(adapters.batch_schedulers, 1)
+    adapters.stop()
 
   def test_invalid_batching_parameters(self):
     with self.assertRaises(status.ServingError) as cm:
@@ -101,6 +100,25 @@ class PlatformConfigUtilTest(absltest.TestCase):
         cm.exception.message,
         "Couldn't find factory for config proto message type "
         "tensorflow.ConfigProto\n")
+
+  def test_tensorflow_platform_config_map(self):
+    session_bundle_config = platform_config_util.SessionBundleConfig(
+        saved_model_tags=["serve", "gpu"])
+    session_bundle_config.batching_parameters.max_batch_size.value = 8
+    platform_config_map = platform_config_util.tensorflow_platform_config_map(
+        session_bundle_config)
+    self.assertEqual(list(platform_config_map.platform_configs),
+                     ["tensorflow"])
+    unpacked = platform_config_util.SavedModelBundleSourceAdapterConfig()
+    self.assertTrue(platform_config_map.platform_configs["tensorflow"]
+                    .source_adapter_config.Unpack(unpacked))
+    self.assertEqual(unpacked.legacy_config, session_bundle_config)
+    # It builds through the same path as a --platform_config_file.
+    adapters = platform_config_util.create_platform_adapters(
+        platform_config_map)
+    self.addCleanup(adapters.stop)
+    self.assertEqual(list(adapters.batch_schedulers), ["tensorflow"])
+    self.assertEqual(adapters.factories["tensorflow"]().session_config, None)
 
   def test_empty_map(self):
     with self.assertRaises(status.ServingError):

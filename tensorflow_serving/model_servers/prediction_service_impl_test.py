@@ -22,6 +22,7 @@ from tensorflow_serving.apis import get_model_metadata_pb2
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 from tensorflow_serving.config import model_server_config_pb2
+from tensorflow_serving.model_servers import data_plane
 from tensorflow_serving.model_servers import prediction_service_impl
 from tensorflow_serving.model_servers import server_core as server_core_lib
 from tensorflow_serving.servables.tensorflow import saved_model_bundle_source_adapter as adapter_lib
@@ -37,7 +38,8 @@ _MODELS = ("half_tf1", "half_tf2")
 def _start_server(core, options):
   server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=8))
   prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-      prediction_service_impl.PredictionServiceImpl(core, options), server)
+      prediction_service_impl.PredictionServiceImpl(
+          data_plane.DataPlane(core), options), server)
   port = server.add_insecure_port("localhost:0")
   server.start()
   channel = grpc.insecure_channel(f"localhost:{port}")
@@ -269,8 +271,12 @@ class PredictionServiceTest(parameterized.TestCase):
     self.assertTrue(details.endswith("z...TRUNCATED"))
 
   def test_request_count_metric(self):
-    ok = metrics.REQUEST_COUNT.get_cell("half_tf2", "OK")
-    not_found = metrics.REQUEST_COUNT.get_cell("nope2", "NOT_FOUND")
+    ok = metrics.REQUEST_COUNT.get_cell("half_tf2", "OK", "Predict",
+                                        metrics.GRPC, "3", "serving_default")
+    # A model the server does not have is counted under the placeholder.
+    not_found = metrics.REQUEST_COUNT.get_cell(
+        metrics.UNKNOWN, "NOT_FOUND", "Predict", metrics.GRPC,
+        metrics.UNKNOWN, metrics.UNKNOWN)
     ok_before, not_found_before = ok.value(), not_found.value()
     self.stub.Predict(_predict_request("half_tf2", x=_x(1)), timeout=30)
     with self.assertRaises(grpc.RpcError):

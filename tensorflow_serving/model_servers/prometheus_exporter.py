@@ -45,8 +45,8 @@ class _Collector(prometheus_registry.Collector):
   def collect(self):
     for metric in self._registry.metrics():
       name = prometheus_name(metric.name)
-      if isinstance(metric, metrics.Counter):
-        family = Metric(name, metric.description, "counter")
+      if isinstance(metric, (metrics.Counter, metrics.Gauge)):
+        family = Metric(name, metric.description, metric.kind)
         for labels, cell in metric.cells():
           family.add_sample(name, dict(zip(metric.label_names, labels)),
                             cell.value())

@@ -46,6 +46,23 @@ class PrometheusExporterTest(absltest.TestCase):
                .samples if s.name.endswith("_bucket")]
     self.assertLen(buckets, 34)
 
+  def test_gauge_page(self):
+    registry = metrics.Registry()
+    gauge = registry.register(metrics.Gauge(
+        "/tensorflow/serving/model_version_state", "State.",
+        ("model_name", "version")))
+    gauge.get_cell("mnist", "1").set(30)
+    text = prometheus_exporter.PrometheusExporter(registry).generate_page(
+    ).decode()
+    self.assertIn("# TYPE :tensorflow:serving:model_version_state gauge\n",
+                  text)
+    self.assertIn(':tensorflow:serving:model_version_state{model_name="mnist",'
+                  'version="1"} 30.0', text)
+    gauge.remove("mnist", "1")
+    text = prometheus_exporter.PrometheusExporter(registry).generate_page(
+    ).decode()
+    self.assertNotIn('version="1"', text)
+
   def test_default_registry_has_upstream_metrics(self):
     text = prometheus_exporter.PrometheusExporter().generate_page().decode()
     for name in (":tensorflow:serving:request_count",

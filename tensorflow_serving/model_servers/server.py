@@ -4,18 +4,19 @@ The counterpart of upstream's model_servers/server.cc. main.py turns flags
 into Server.Options; tests build Options directly. Startup order follows
 upstream: ServerCore.create blocks until every configured model is
 available, and only then do the ports start answering, so a client that can
-connect can also be served.
+connect can also be served. One DataPlane over the ServerCore serves every
+front end (gRPC PredictionService and ModelService, REST).
 """
 
 import concurrent.futures
 import dataclasses
+import multiprocessing
 import os
 import signal
 import threading
 from typing import Any, Callable, Optional
 
 from absl import logging
-from google.protobuf import text_format
 import grpc
 from grpc_health.v1 import health
 from grpc_health.v1 import health_pb2
@@ -24,21 +25,33 @@ from grpc_health.v1 import health_pb2_grpc
 from tensorflow.core.protobuf import config_pb2
 
 from tensorflow_serving.apis import model_service_pb2_grpc
+from tensorflow_serving.core import loader_harness
 from tensorflow_serving.core import log_collector
 from tensorflow_serving.core import request_logger
 from tensorflow_serving.core import server_request_logger
 from tensorflow_serving.apis import prediction_service_pb2_grpc
+from tensorflow_serving.model_servers import data_plane as data_plane_lib
+from tensorflow_serving.model_servers import grpc_drain
+from tensorflow_serving.model_servers import grpc_memory_budget
+from tensorflow_serving.model_servers import grpc_restricted_api
 from tensorflow_serving.model_servers import http_server
 from tensorflow_serving.model_servers import model_config_file
 from tensorflow_serving.model_servers import model_service_impl
 from tensorflow_serving.model_servers import platform_config_util
 from tensorflow_serving.model_servers import prediction_service_impl
+from tensorflow_serving.model_servers import restricted_api as restricted_api_lib
 from tensorflow_serving.model_servers import server_core as server_core_lib
 from tensorflow_serving.model_servers import ssl_util
 from tensorflow_serving.servables.tensorflow import batching_parameters_util
+from tensorflow_serving.servables.tensorflow import bundle_factory_util
 from tensorflow_serving.servables.tensorflow import saved_model_bundle_source_adapter as adapter_lib
 from tensorflow_serving.servables.tensorflow import session_bundle_config_pb2
 from tensorflow_serving.servables.tensorflow import tfrecord_log_collector
+from tensorflow_serving.sources.storage_path import file_system_registry
+from tensorflow_serving.sources.storage_path import model_cache as model_cache_lib
+from tensorflow_serving.sources.storage_path import version_readiness
+from tensorflow_serving.util import memory_budget as memory_budget_lib
+from tensorflow_serving.util import proto_util
 from tensorflow_serving.util import status
 
 # gRPC's own limit; upstream sets it for both directions on the server.
@@ -57,14 +70,27 @@ class StartupError(Exception):
   """The server could not start; main prints "Failed to start server"."""
 
 
+def _default_grpc_max_threads() -> int:
+  """2 x CPUs. Upstream says 4 x CPUs; Python threads share one interpreter
+  lock, and fewer of them measured faster at every load tried
+  (docs/performance.md)."""
+  return 2 * multiprocessing.cpu_count()
+
+
 @dataclasses.dataclass(frozen=True)
 class ServerOptions:
-  """Every option of tensorflow_model_server, named and defaulted as its flag."""
+  """Every option of tensorflow_model_server, named as its flag.
+
+  ServerOptions() is the binary's configuration: main.py takes every flag's
+  default from these fields (main_test checks it), and the CPU-derived ones
+  are computed on this machine.
+  """
 
   port: int = 8500
   grpc_socket_path: str = ""
   rest_api_port: int = 0
-  rest_api_num_threads: int = 8
+  rest_api_num_threads: int = dataclasses.field(
+      default_factory=http_server.default_num_threads)
   rest_api_timeout_in_ms: int = 30000
   rest_api_enable_cors_support: bool = False
   enable_batching: bool = False
@@ -77,8 +103,9 @@ class ServerOptions:
   model_base_path: str = ""
   num_load_threads: int = 0
   num_unload_threads: int = 0
-  max_num_load_retries: int = 5
-  load_retry_interval_micros: int = 60 * 1000 * 1000
+  max_num_load_retries: int = loader_harness.DEFAULT_MAX_NUM_LOAD_RETRIES
+  load_retry_interval_micros: int = (
+      loader_harness.DEFAULT_LOAD_RETRY_INTERVAL_MICROS)
   file_system_poll_wait_seconds: int = 1
   flush_filesystem_caches: bool = True
   tensorflow_session_parallelism: int = 0
@@ -91,13 +118,15 @@ class ServerOptions:
   per_process_gpu_memory_fraction: float = 0.0
   saved_model_tags: str = "serve"
   grpc_channel_arguments: str = ""
-  grpc_max_threads: int = 4  # main.py: 2 x CPUs (docs/performance.md)
+  grpc_max_threads: int = dataclasses.field(
+      default_factory=_default_grpc_max_threads)
   enable_model_warmup: bool = True
   num_request_iterations_for_warmup: int = 0
   monitoring_config_file: str = ""
   remove_unused_fields_from_bundle_metagraph: bool = True
   prefer_tflite_model: bool = False
-  num_tflite_pools: int = 2
+  num_tflite_pools: int = dataclasses.field(
+      default_factory=multiprocessing.cpu_count)
   num_tflite_interpreters_per_pool: int = 1
   enable_signature_method_name_check: bool = False
   xla_cpu_compilation_enabled: bool = False
@@ -108,6 +137,20 @@ class ServerOptions:
   skip_initialize_tpu: bool = False
   enable_grpc_healthcheck_service: bool = False
   enable_serialization_as_tensor_content: bool = False
+  # Not in upstream: models on object stores and the upload-complete guard
+  # (docs/serving_config.md).
+  model_cache_dir: str = ""
+  version_ready_marker: str = ""
+  storage_timeout_seconds: float = 30.0
+  storage_download_threads: int = 8
+  # Not in upstream: access control by API group (restricted_api.py).
+  restricted_api: str = ""
+  # Not in upstream: the bytes all requests may be decoding at once
+  # (util/memory_budget.py); 0: no bound.
+  request_memory_budget_bytes: int = 1 << 30
+  # Not in upstream: log records as JSON lines (applied by main.py, for the
+  # whole process; docs/serving_config.md).
+  log_format: str = "text"
 
   @classmethod
   def flag_names(cls) -> list[str]:
@@ -129,6 +172,13 @@ def validate_options(options: ServerOptions) -> None:
     raise StartupError(
         "server_options.batching_parameters_file is set without setting "
         "server_options.enable_batching to true.")
+  try:
+    restricted_api_lib.RestrictedApi.parse(options.restricted_api)
+  except status.ServingError as e:
+    raise StartupError(e.message) from e
+  if options.request_memory_budget_bytes < 0:
+    raise StartupError("--request_memory_budget_bytes cannot be negative: "
+                       f"{options.request_memory_budget_bytes}")
   if (options.tensorflow_session_parallelism > 0 and
       options.tensorflow_intra_op_parallelism > 0 and
       options.tensorflow_inter_op_parallelism > 0):
@@ -214,14 +264,71 @@ def _model_warmup_options(
   return warmup
 
 
+def _session_bundle_config(
+    options: ServerOptions) -> session_bundle_config_pb2.SessionBundleConfig:
+  """The "tensorflow" platform's config, from the flags (as upstream's server).
+
+  Raises:
+    StartupError: a session config file that cannot be read.
+    ServingError: a batching parameters file that cannot be read.
+  """
+  config = session_bundle_config_pb2.SessionBundleConfig()
+  if options.enable_batching:
+    config.batching_parameters.CopyFrom(
+        batching_parameters_util.read_batching_parameters_file(
+            options.batching_parameters_file)
+        if options.batching_parameters_file else
+        batching_parameters_util.default_batching_parameters())
+  session_config = bundle_factory_util.build_session_config(
+      options.tensorflow_session_parallelism,
+      options.tensorflow_intra_op_parallelism,
+      options.tensorflow_inter_op_parallelism,
+      _read_session_config(options.tensorflow_session_config_file))
+  config.session_config.CopyFrom(session_config)
+  config.saved_model_tags.extend(
+      adapter_lib.parse_saved_model_tags(options.saved_model_tags))
+  config.enable_model_warmup = options.enable_model_warmup
+  config.model_warmup_options.CopyFrom(_model_warmup_options(options))
+  return config
+
+
+def _platform_config_map(
+    options: ServerOptions) -> platform_config_util.PlatformConfigMap:
+  """--platform_config_file, else the "tensorflow" platform of the flags.
+
+  Either way the server builds its platforms from this map, through
+  platform_config_util.create_platform_adapters.
+  """
+  if options.platform_config_file:
+    if options.enable_batching:
+      logging.warning("--enable_batching is ignored: --platform_config_file "
+                      "decides the platform's batching.")
+    return platform_config_util.read_platform_config_map(
+        options.platform_config_file)
+  return platform_config_util.tensorflow_platform_config_map(
+      _session_bundle_config(options))
+
+
+def _batching_parameters_by_platform(
+    config_map: platform_config_util.PlatformConfigMap,
+    adapters: platform_config_util.PlatformAdapters) -> dict[str, object]:
+  """Platform -> its BatchingParameters, for the platforms that batch."""
+  result = {}
+  for platform in adapters.batch_schedulers:
+    config = platform_config_util.SavedModelBundleSourceAdapterConfig()
+    if config_map.platform_configs[platform].source_adapter_config.Unpack(
+        config):
+      result[platform] = config.legacy_config.batching_parameters
+  return result
+
+
 def _read_session_config(path: str) -> Optional[config_pb2.ConfigProto]:
   """Reads --tensorflow_session_config_file (a text ConfigProto), if set."""
   if not path:
     return None
   try:
-    with open(path, encoding="utf-8") as f:
-      return text_format.Parse(f.read(), config_pb2.ConfigProto())
-  except (OSError, text_format.ParseError) as e:
+    return proto_util.parse_proto_text_file(path, config_pb2.ConfigProto())
+  except status.ServingError as e:
     raise StartupError(
         f"Failed to read --tensorflow_session_config_file {path}: {e}") from e
 
@@ -233,16 +340,29 @@ class Server:
 
   def __init__(self) -> None:
     self._server_core = None
+    self._data_plane: Optional[data_plane_lib.DataPlane] = None
     self._grpc_server: Optional[grpc.Server] = None
     self._stopped = threading.Event()
     self._background_stoppers: list[Callable[[], None]] = []
     self.grpc_port: Optional[int] = None
     self.rest_port: Optional[int] = None
-    self._batch_scheduler = None
-    self._batching_parameters = None
+    # The batching parameters of each platform that batches (the startup
+    # warning about --grpc_max_threads reads them).
+    self._batching_parameters: dict[str, object] = {}
     self._http_server: Optional[http_server.HttpRestServer] = None
     self._health: Optional[health.HealthServicer] = None
-    # Called once the models have unloaded (platform batch schedulers).
+    # Refuses new RPCs once stopping, and counts the ones being served.
+    self._grpc_drain = grpc_drain.GrpcDrain()
+    self._grpc_socket_path = ""
+    # --restricted_api, parsed (the gRPC interceptor's; REST's to use too).
+    self.restricted_api = restricted_api_lib.RestrictedApi({})
+    # --request_memory_budget_bytes, shared by gRPC and REST; None: no bound.
+    self.memory_budget: Optional[memory_budget_lib.MemoryBudget] = None
+    # The platforms' adapters and the batch schedulers they own (stopped
+    # once the models have unloaded).
+    self._platform_adapters: Optional[
+        platform_config_util.PlatformAdapters] = None
+    # Called once the models have unloaded (the model cache).
     self._after_unload_stoppers: list[Callable[[], None]] = []
 
   @property
@@ -251,14 +371,18 @@ class Server:
 
   @property
   def batch_scheduler(self):
-    """The shared batch scheduler (--enable_batching), else None."""
-    return self._batch_scheduler
+    """The "tensorflow" platform's batch scheduler (--enable_batching)."""
+    if self._platform_adapters is None:
+      return None
+    return self._platform_adapters.batch_schedulers.get(
+        server_core_lib.TENSORFLOW_MODEL_PLATFORM)
 
   def build_and_start(self, options: ServerOptions) -> None:
     """Loads the configured models, then starts serving. Raises StartupError."""
     validate_options(options)
     try:
       self._server_core = self._build_server_core(options)
+      self._data_plane = data_plane_lib.DataPlane(self._server_core)
     except status.ServingError as e:
       self.stop()  # Whatever started before the failure (schedulers).
       raise StartupError(str(e)) from e
@@ -275,39 +399,33 @@ class Server:
   def _build_server_core(
       self, options: ServerOptions) -> server_core_lib.ServerCore:
     """Reads the model config, then loads every model (blocking)."""
+    file_system = file_system_registry.SchemeFileSystem(
+        file_system_registry.SchemeFileSystem.Options(
+            timeout_seconds=options.storage_timeout_seconds))
+    cache = model_cache_lib.ModelCache(
+        file_system,
+        model_cache_lib.ModelCache.Options(
+            cache_dir=options.model_cache_dir,
+            download_threads=options.storage_download_threads))
+    self._after_unload_stoppers.append(cache.close)
     if options.model_config_file:
       config = model_config_file.parse_model_server_config_file(
-          options.model_config_file)
+          options.model_config_file, file_system)
     else:
       config = model_config_file.build_single_model_config(
           options.model_name, options.model_base_path)
-    batch_scheduler, batching_parameters = self._start_batching(options)
-    adapter_options = adapter_lib.SavedModelBundleSourceAdapterOptions(
-        saved_model_tags=adapter_lib.parse_saved_model_tags(
-            options.saved_model_tags),
-        session_parallelism=options.tensorflow_session_parallelism,
-        intra_op_parallelism=options.tensorflow_intra_op_parallelism,
-        inter_op_parallelism=options.tensorflow_inter_op_parallelism,
-        session_config=_read_session_config(
-            options.tensorflow_session_config_file),
-        enable_signature_method_name_check=(
-            options.enable_signature_method_name_check),
-        batch_scheduler=batch_scheduler,
-        batching_parameters=batching_parameters,
-        enable_model_warmup=options.enable_model_warmup,
-        model_warmup_options=_model_warmup_options(options))
-    # Fail on bad thread flags now rather than at the first load.
-    adapter_lib.SavedModelBundleSourceAdapter(adapter_options)
-    platform_source_adapters = {
-        server_core_lib.TENSORFLOW_MODEL_PLATFORM:
-            lambda: adapter_lib.SavedModelBundleSourceAdapter(adapter_options),
-    }
-    if options.platform_config_file:
-      platform_source_adapters = self._platform_config_adapters(options)
+    config_map = _platform_config_map(options)
+    self._platform_adapters = platform_config_util.create_platform_adapters(
+        config_map,
+        platform_config_util.AdapterSettings(
+            enable_signature_method_name_check=(
+                options.enable_signature_method_name_check)))
+    self._batching_parameters = _batching_parameters_by_platform(
+        config_map, self._platform_adapters)
     core = server_core_lib.ServerCore.create(
         server_core_lib.ServerCore.Options(
             model_server_config=config,
-            platform_source_adapters=platform_source_adapters,
+            platform_source_adapters=self._platform_adapters.factories,
             num_load_threads=options.num_load_threads,
             num_unload_threads=options.num_unload_threads,
             max_num_load_retries=options.max_num_load_retries,
@@ -317,6 +435,10 @@ class Server:
             allow_version_labels_for_unavailable_models=(
                 options.allow_version_labels_for_unavailable_models),
             server_request_logger=_new_server_request_logger(),
+            file_system=file_system,
+            model_cache=cache,
+            version_readiness=version_readiness.VersionReadiness.Options(
+                ready_marker=options.version_ready_marker),
         ))
     if options.flush_filesystem_caches:
       # Upstream frees its file systems' caches after loads; tf.io.gfile,
@@ -328,46 +450,10 @@ class Server:
         options.model_config_file_poll_wait_seconds > 0):
       poller = model_config_file.ModelConfigFilePoller(
           core, options.model_config_file,
-          options.model_config_file_poll_wait_seconds)
+          options.model_config_file_poll_wait_seconds, file_system)
       poller.start()
       self._background_stoppers.append(poller.stop)
     return core
-
-  def _platform_config_adapters(self, options: ServerOptions):
-    """The platforms of --platform_config_file (replacing the TF flags)."""
-    adapters = platform_config_util.create_platform_adapters(
-        platform_config_util.read_platform_config_map(
-            options.platform_config_file),
-        platform_config_util.AdapterSettings(
-            enable_signature_method_name_check=(
-                options.enable_signature_method_name_check)))
-    self._after_unload_stoppers.extend(adapters.stoppers)
-    return adapters.factories
-
-  def _start_batching(self, options: ServerOptions):
-    """Starts the one batch scheduler all models share (--enable_batching).
-
-    Returns:
-      (scheduler, BatchingParameters), or (None, None) without batching.
-    """
-    if not options.enable_batching:
-      return None, None
-    if options.platform_config_file:
-      logging.warning("--enable_batching is ignored: --platform_config_file "
-                      "decides the platform's batching.")
-      return None, None
-    try:
-      params = (
-          batching_parameters_util.read_batching_parameters_file(
-              options.batching_parameters_file)
-          if options.batching_parameters_file else
-          batching_parameters_util.default_batching_parameters())
-      scheduler = batching_parameters_util.create_batch_scheduler(params)
-    except status.ServingError as e:
-      raise StartupError(str(e)) from e
-    self._batch_scheduler = scheduler
-    self._batching_parameters = params
-    return scheduler, params
 
   def _start_grpc(self, options: ServerOptions) -> None:
     """Starts the gRPC server on the TCP port and/or the Unix socket."""
@@ -382,25 +468,38 @@ class Server:
         # A port already in use is a startup error, not a silent share.
         ("grpc.so_reuseport", 0),
     ) if key not in given]
-    if self._batch_scheduler is not None:
+    # The drain first: while stopping, every RPC is refused the same way.
+    interceptors: list[grpc.ServerInterceptor] = [self._grpc_drain]
+    restricted = restricted_api_lib.RestrictedApi.parse(options.restricted_api)
+    self.restricted_api = restricted
+    if restricted.enabled:
+      interceptors.append(grpc_restricted_api.GrpcRestrictedApi(restricted))
+    if options.request_memory_budget_bytes:
+      self.memory_budget = memory_budget_lib.MemoryBudget(
+          options.request_memory_budget_bytes)
+      interceptors.append(
+          grpc_memory_budget.GrpcMemoryBudget(self.memory_budget))
+    for params in self._batching_parameters.values():
       warning = batching_parameters_util.request_threads_warning(
-          self._batching_parameters, options.grpc_max_threads)
+          params, options.grpc_max_threads)
       if warning:
         logging.warning("%s", warning)
     server = grpc.server(
         concurrent.futures.ThreadPoolExecutor(
             max_workers=max(1, options.grpc_max_threads),
             thread_name_prefix="grpc_worker"),
+        interceptors=interceptors,
         options=channel_args)
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
         prediction_service_impl.PredictionServiceImpl(
-            self._server_core,
+            self._data_plane,
             prediction_service_impl.PredictionServiceImplOptions(
                 enable_serialization_as_tensor_content=(
                     options.enable_serialization_as_tensor_content))),
         server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(
-        model_service_impl.ModelServiceImpl(self._server_core), server)
+        model_service_impl.ModelServiceImpl(self._server_core,
+                                            self._data_plane), server)
     if options.port:
       address = f"0.0.0.0:{options.port}"
       self.grpc_port = _add_port(server, address, credentials)
@@ -415,6 +514,7 @@ class Server:
                 if len(socket_path) > 107 else "")
         raise StartupError(
             f"Failed to listen on gRPC UNIX socket {socket_path}{hint}")
+      self._grpc_socket_path = socket_path
     if options.enable_grpc_healthcheck_service:
       self._health = _add_health_service(server)
     server.start()
@@ -441,7 +541,7 @@ class Server:
     except status.ServingError as e:
       raise StartupError(str(e)) from e
     rest = http_server.HttpRestServer(
-        self._server_core,
+        self._data_plane,
         http_server.HttpRestServer.Options(
             num_threads=options.rest_api_num_threads,
             timeout_in_ms=options.rest_api_timeout_in_ms,
@@ -455,40 +555,69 @@ class Server:
           f"{e}") from e
     self._http_server = rest
 
+  def request_stop(self) -> None:
+    """Makes wait_for_termination() drain and return (signal-handler safe)."""
+    self._stopped.set()
+
   def wait_for_termination(self) -> None:
-    """Serves until SIGTERM/SIGINT, then drains in-flight requests and exits."""
-    for sig in (signal.SIGTERM, signal.SIGINT):
-      signal.signal(sig, lambda signum, frame: self._stopped.set())
+    """Serves until request_stop() (main.py calls it on SIGTERM/SIGINT), then
+    drains: refuses new requests, finishes the ones in flight, unloads the
+    models. The gRPC port stays open, refusing every RPC with UNAVAILABLE,
+    for the process to close at its exit (see stop(keep_grpc_port=True))."""
     while not self._stopped.wait(timeout=1.0):
       pass
     logging.info("Received shutdown signal; draining in-flight requests.")
-    self.stop()
+    self.stop(keep_grpc_port=True)
 
-  def stop(self) -> None:
-    """Stops taking requests, lets in-flight ones finish, unloads the models."""
+  def stop(self, keep_grpc_port: bool = False) -> None:
+    """Stops taking requests, lets in-flight ones finish, unloads the models.
+
+    Nothing in flight is lost: from the first moment every new RPC is
+    refused with UNAVAILABLE before any work is done for it
+    (grpc_drain.GrpcDrain), health checks say NOT_SERVING, and the RPCs
+    already admitted finish (within _SHUTDOWN_GRACE_SECONDS) before the
+    models unload.
+
+    Args:
+      keep_grpc_port: leave the gRPC server running (refusing every RPC) for
+        a process that exits right after: grpcio's own stop cancels the RPCs
+        that arrived but were not yet handed to a handler, whose clients then
+        see CANCELLED (grpc/grpc#41785), while the process's exit closes the
+        connections, which a client sees as UNAVAILABLE. False (tests, an
+        embedding program): stop it, freeing the port.
+    """
     self._stopped.set()
+    self._grpc_drain.start_draining()
     if self._health is not None:
       self._health.enter_graceful_shutdown()  # Health checks: NOT_SERVING.
-    grpc_stopped = None
-    if self._grpc_server is not None:
-      # Refuses new RPCs at once; in-flight ones get the grace period, which
-      # runs while REST drains below.
-      grpc_stopped = self._grpc_server.stop(grace=_SHUTDOWN_GRACE_SECONDS)
-      self._grpc_server = None
     if self._http_server is not None:
       self._http_server.stop()
       self._http_server = None
-    if grpc_stopped is not None:
-      grpc_stopped.wait()
+    if self._grpc_server is not None:
+      if not self._grpc_drain.wait_for_in_flight(_SHUTDOWN_GRACE_SECONDS):
+        logging.warning("%d gRPC request(s) still running after %g s; "
+                        "stopping anyway.", self._grpc_drain.in_flight,
+                        _SHUTDOWN_GRACE_SECONDS)
+      if not keep_grpc_port:
+        self._grpc_server.stop(grace=_SHUTDOWN_GRACE_SECONDS).wait()
+        self._grpc_server = None
+      elif self._grpc_socket_path:
+        # New connections now fail at once; the process's exit closes the
+        # open ones. (A socket file left by a killed server is removed at
+        # start-up.)
+        try:
+          os.unlink(self._grpc_socket_path)
+        except OSError:
+          pass
+      self._grpc_socket_path = ""
     for stopper in self._background_stoppers:
       stopper()
     self._background_stoppers.clear()
     if self._server_core is not None:
       self._server_core.stop()
       self._server_core = None
-    if self._batch_scheduler is not None:
-      self._batch_scheduler.stop()
-      self._batch_scheduler = None
+    if self._platform_adapters is not None:
+      self._platform_adapters.stop()
     for stopper in self._after_unload_stoppers:
       stopper()
     self._after_unload_stoppers.clear()

@@ -6,6 +6,10 @@ server_core.h). From a ModelServerConfig's model_config_list it builds
   FileSystemStoragePathSource -> DynamicSourceRouter -> one SourceAdapter per
   platform (+ an error adapter for unknown ones) -> AspiredVersionsManager
 
+where each platform's adapter is wrapped in a CachingSourceAdapter, which
+copies versions on s3:// and gs:// to a local ModelCache as part of their
+load (not in upstream),
+
 with one event bus that a ServableStateMonitor listens to. Platforms come
 from a registry (Options.platform_source_adapters: name -> adapter factory):
 the server registers "tensorflow"; tests register "hashmap".
@@ -44,16 +48,22 @@ from tensorflow_serving.core import aspired_version_policy
 from tensorflow_serving.core import aspired_versions_manager
 from tensorflow_serving.core import availability_preserving_policy
 from tensorflow_serving.core import dynamic_source_router
+from tensorflow_serving.core import loader_harness
 from tensorflow_serving.core import manager as manager_lib
 from tensorflow_serving.core import servable_handle
 from tensorflow_serving.core import servable_id as servable_id_lib
 from tensorflow_serving.core import servable_state
+from tensorflow_serving.core import servable_state_metrics
 from tensorflow_serving.core import servable_state_monitor
 from tensorflow_serving.core import server_request_logger as request_logger_lib
 from tensorflow_serving.core import source_adapter
 from tensorflow_serving.core import target
+from tensorflow_serving.sources.storage_path import caching_source_adapter
 from tensorflow_serving.sources.storage_path import file_system as fs_lib
+from tensorflow_serving.sources.storage_path import file_system_registry
 from tensorflow_serving.sources.storage_path import file_system_storage_path_source as fs_source
+from tensorflow_serving.sources.storage_path import model_cache as model_cache_lib
+from tensorflow_serving.sources.storage_path import version_readiness as readiness_lib
 from tensorflow_serving.util import clock as clock_lib
 from tensorflow_serving.util import event_bus
 from tensorflow_serving.util import metrics
@@ -212,7 +222,13 @@ class ServerCore:
         AvailabilityPreservingPolicy).
       manage_state_interval_micros: the manager thread's period (100 ms).
       clock: event timestamps and load-retry waits (a fake one in tests).
-      file_system: how base paths are read (None: tf.io.gfile).
+      file_system: how base paths are read (None: s3:// and gs:// through
+        their object-store clients, other paths through tf.io.gfile).
+      model_cache: where versions on object stores are copied before they
+        load; every platform's adapter is wrapped in a CachingSourceAdapter
+        (None: a ModelCache with default options, over file_system).
+      version_readiness: the upload-complete guard's options
+        [--version_ready_marker] (None: no guard, as upstream).
       server_request_logger: where ModelConfig.logging_config takes effect:
         updated with each applied config, fed by log_request(), closed by
         stop(). None: a config with logging_config is refused ("No
@@ -227,8 +243,9 @@ class ServerCore:
     num_unload_threads: int = 0
     num_initial_load_threads: int = dataclasses.field(
         default_factory=_default_initial_load_threads)
-    max_num_load_retries: int = 5
-    load_retry_interval_micros: int = 60_000_000
+    max_num_load_retries: int = loader_harness.DEFAULT_MAX_NUM_LOAD_RETRIES
+    load_retry_interval_micros: int = (
+        loader_harness.DEFAULT_LOAD_RETRY_INTERVAL_MICROS)
     file_system_poll_wait_seconds: float = 1
     servable_versions_always_present: bool = False
     allow_version_labels: bool = True
@@ -241,6 +258,8 @@ class ServerCore:
     clock: clock_lib.Clock = dataclasses.field(
         default_factory=clock_lib.RealClock)
     file_system: fs_lib.FileSystem | None = None
+    model_cache: model_cache_lib.ModelCache | None = None
+    version_readiness: readiness_lib.VersionReadiness.Options | None = None
     server_request_logger: request_logger_lib.ServerRequestLogger | None = None
 
   def __init__(self, options: "ServerCore.Options") -> None:
@@ -254,6 +273,9 @@ class ServerCore:
     self._bus = event_bus.EventBus(event_bus.EventBus.Options(
         clock=options.clock))
     self._monitor = servable_state_monitor.ServableStateMonitor(self._bus)
+    # Not in upstream: each version's state and load time as metrics.
+    self._state_metrics = servable_state_metrics.ServableStateMetrics(
+        self._bus)
     self._manager = aspired_versions_manager.AspiredVersionsManager(
         aspired_versions_manager.AspiredVersionsManager.Options(
             manage_state_interval_micros=options.manage_state_interval_micros,
@@ -271,6 +293,8 @@ class ServerCore:
     # One reload at a time; guards the pipeline fields below.
     self._config_mu = threading.Lock()
     self._config = ModelServerConfig()  # guarded by self._config_mu
+    # The names in self._config, in its order; replaced whole, read lock-free.
+    self._model_names: tuple[str, ...] = ()
     self._source: fs_source.FileSystemStoragePathSource | None = None
     self._router: dynamic_source_router.DynamicSourceRouter | None = None
     self._adapters: list[source_adapter.SourceAdapter] = []
@@ -280,6 +304,8 @@ class ServerCore:
         None)  # guarded by self._labels_mu
     # Set by stop(); ends waits for models and refuses further reloads.
     self._stop_event = threading.Event()
+    # The cache made here when Options.model_cache is None; closed by stop().
+    self._own_model_cache: model_cache_lib.ModelCache | None = None
 
   @classmethod
   def create(cls, options: "ServerCore.Options") -> "ServerCore":
@@ -312,6 +338,11 @@ class ServerCore:
       copy = ModelServerConfig()
       copy.CopyFrom(self._config)
       return copy
+
+  def configured_model_names(self) -> tuple[str, ...]:
+    """The models of the config in force, in its order (without a lock:
+    the tuple is replaced whole when a config is applied)."""
+    return self._model_names
 
   def list_available_servable_ids(self) -> list[servable_id_lib.ServableId]:
     return self._manager.list_available_servable_ids()
@@ -524,8 +555,11 @@ class ServerCore:
                         routes: dict[str, int]) -> None:
     """Builds source -> router -> adapters -> manager; waits for the models."""
     opts = self._options
+    cache = self._model_cache()
     adapters: list[source_adapter.SourceAdapter] = [
-        opts.platform_source_adapters[p]() for p in sorted(self._platform_ports)
+        caching_source_adapter.CachingSourceAdapter(
+            opts.platform_source_adapters[p](), cache)
+        for p in sorted(self._platform_ports)
     ]
     adapters.append(
         source_adapter.ErrorInjectingSourceAdapter(
@@ -535,9 +569,10 @@ class ServerCore:
         source_config,
         fs_source.FileSystemStoragePathSource.Options(
             file_system=opts.file_system,
-            poll_wait_seconds=opts.file_system_poll_wait_seconds))
+            poll_wait_seconds=opts.file_system_poll_wait_seconds,
+            version_readiness=opts.version_readiness))
     self._adapters, self._router, self._source = adapters, router, source
-    self._config = config
+    self._set_config(config)
     # Wire from the manager backwards, so nothing has to be buffered; the
     # source starts polling when connected.
     self._manager.set_num_load_threads(opts.num_initial_load_threads)
@@ -573,11 +608,25 @@ class ServerCore:
         self._router.update_routes(old_routes)
         raise
       self._router.update_routes(routes)
-      self._config = config
+      self._set_config(config)
       self._install_labels(labels)
       wait_until_models_available(new_models, fresh_monitor, self._stop_event)
     finally:
       fresh_monitor.close()
+
+  def _set_config(self, config: ModelServerConfig) -> None:
+    """Makes `config` the one in force (self._config_mu held)."""
+    self._config = config
+    self._model_names = tuple(m.name for m in config.model_config_list.config)
+
+  def _model_cache(self) -> model_cache_lib.ModelCache:
+    if self._options.model_cache is not None:
+      return self._options.model_cache
+    if self._own_model_cache is None:
+      self._own_model_cache = model_cache_lib.ModelCache(
+          self._options.file_system or
+          file_system_registry.SchemeFileSystem())
+    return self._own_model_cache
 
   # -------------------------------------------------------------- shutdown
 
@@ -592,6 +641,9 @@ class ServerCore:
     if source is not None:
       source.stop()
     self._manager.stop()
+    if self._own_model_cache is not None:
+      self._own_model_cache.close()
     self._monitor.close()
+    self._state_metrics.close()
     if self._options.server_request_logger is not None:
       self._options.server_request_logger.close()

@@ -101,7 +101,8 @@ class WarmupTest(_InProcessServerTest):
     # apart in the runtime_latency metric.
     warmup_requests.write(export,
                           warmup_requests.half_plus_two_records("warm_iter"))
-    cell = metrics.RUNTIME_LATENCY.get_cell("warm_iter", "Predict", "TF1")
+    cell = metrics.RUNTIME_LATENCY.get_cell("warm_iter", "Predict", "TF1",
+                                            "1", "serving_default")
     before = cell.snapshot()[2]
     server = self.start(model_name="half", model_base_path=base,
                         num_request_iterations_for_warmup=3)

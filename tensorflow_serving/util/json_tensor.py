@@ -5,37 +5,53 @@ body into the same PredictRequest / ClassificationRequest / RegressionRequest
 that gRPC clients send, calls the transport-free impl, and encodes the
 response here; so REST and gRPC share every rule past the wire.
 
-What clients rely on, and this module keeps (upstream's util/json_tensor):
+What clients rely on, and this module keeps (upstream HEAD's
+util/json_tensor.cc, which parses with rapidjson 1.1.0 and decodes base64
+with absl; docs/api_rest.md lists the few deliberate differences):
   * Predict bodies come in the row format ("instances", one element per
     batch row, stacked into a new leading dimension) or the columnar format
     ("inputs", each named input with its own shape). The response uses the
     matching key: "predictions" or "outputs".
   * Values are converted by the signature's dtype, never inferred from the
-    JSON: a float input accepts any JSON number, an int input only integers,
-    a string input strings or {"b64": "..."} objects. Lists must be
-    rectangular. Errors carry upstream's texts, which clients match.
-  * NaN, Infinity and -Infinity are read and written as bare tokens.
+    JSON: a float input accepts any JSON number that converts without loss
+    (an integer token within 2^24 - 1, a decimal within float's range), an
+    int input only integers in range, a string input strings or
+    {"b64": "..."} objects. Lists must be rectangular. Errors carry
+    upstream's texts, which clients match.
+  * The body is read as rapidjson reads it: NaN, Inf, Infinity, -Inf,
+    -Infinity are numbers; bytes that are not UTF-8 reach string inputs as
+    they are; the first of repeated keys counts; parse errors carry
+    rapidjson's message and byte offset.
   * Floats are written the way upstream writes them (six significant digits
     when they round-trip, full precision otherwise), with ".0" on whole
-    numbers so that 3.0 stays 3.0 rather than becoming the integer 3.
+    numbers so that 3.0 stays 3.0 rather than becoming the integer 3; NaN
+    and infinities as bare tokens.
   * DT_STRING outputs whose alias ends in "_bytes" are written as
     {"b64": "..."}.
   * The layout of the text follows upstream's pretty printer (4-space
     indents, tensor rows on one line), so documented outputs match.
 
-Speed: the common case (a well-formed body) takes a fast path that validates
-and converts whole rows with numpy; only a body that fails it is walked value
-by value, to report the first error exactly where upstream does.
+Speed: a predict body that is strict JSON with numeric inputs (what clients
+send) is parsed by simdjson, and each input's numbers go from its C++ parse
+straight into a numpy buffer (_fill_predict_request_fast); everything else,
+errors included, takes the reference decoder (_fill_predict_request_exact),
+which converts well-typed lists in bulk and walks a value element by element
+only to report the first error where upstream does. A differential test
+(json_tensor_test) holds all of them to one result.
 """
 
 import base64
 import binascii
+import codecs
 import enum
 import json
 import math
+import re
+import threading
 from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
+import simdjson
 
 from tensorflow.core.example import example_pb2
 from tensorflow.core.example import feature_pb2
@@ -66,6 +82,8 @@ _BYTES_SUFFIX = "_bytes"
 _MAX_DUMP_CHARS = 256
 
 _FLT_MAX = float(np.finfo(np.float32).max)
+# rapidjson's Value::IsFloat() bound (a double literal a little below FLT_MAX).
+_IS_FLOAT_MAX = 3.4028234e38
 # Largest integers that float32 / float64 hold exactly (2^digits - 1).
 _MAX_EXACT_INT = {DT.DT_FLOAT: (1 << 24) - 1, DT.DT_DOUBLE: (1 << 53) - 1}
 _INT32_RANGE = (-(1 << 31), (1 << 31) - 1)
@@ -139,15 +157,107 @@ def _json_type_string(val: Any) -> str:
 
 def _json_value_to_string(val: Any) -> str:
   """A JSON value as error messages show it (pretty, cut to 256 chars)."""
+  if type(val) is int and not _INT64_RANGE[0] <= val <= _UINT64_RANGE[1]:  # pylint: disable=unidiomatic-typecheck
+    val = float(val)  # rapidjson holds such an integer as a double.
   if type(val) is float:  # pylint: disable=unidiomatic-typecheck
     # rapidjson treats a double that fits a float as a float here.
-    if math.isfinite(val) and abs(val) <= _FLT_MAX:
+    if -_IS_FLOAT_MAX <= val <= _IS_FLOAT_MAX:
       text = _format_float32(float(np.float32(val)))
     else:
       text = _format_double(val)
   else:
-    text = json.dumps(val, indent=4, ensure_ascii=False)
+    parts: list[str] = []
+    try:
+      _pretty(val, 0, parts)
+    except _StopWriting:
+      pass
+    text = "".join(parts)
   return text[:_MAX_DUMP_CHARS]
+
+
+class _StopWriting(Exception):
+  """rapidjson's Writer refused a value (NaN or infinity): output ends."""
+
+
+def _pretty(val: Any, depth: int, out: list) -> None:
+  """rapidjson's PrettyWriter (4-space indent) for an error message dump."""
+  t = type(val)
+  if val is None:
+    out.append("null")
+  elif t is bool:
+    out.append("true" if val else "false")
+  elif t is int:
+    if _INT64_RANGE[0] <= val <= _UINT64_RANGE[1]:
+      out.append(str(val))
+    else:
+      out.append(_rapidjson_dtoa(float(val)))
+  elif t is float:
+    if not math.isfinite(val):
+      raise _StopWriting()
+    out.append(_rapidjson_dtoa(val))
+  elif t is str:
+    out.append(_json_string(val))
+  elif t is list:
+    if not val:
+      out.append("[]")
+      return
+    inner = "\n" + _indent(depth + 1)
+    out.append("[")
+    for k, item in enumerate(val):
+      out.append(inner if k == 0 else "," + inner)
+      _pretty(item, depth + 1, out)
+    out.append("\n" + _indent(depth) + "]")
+  else:
+    members = _members(val)
+    if not members:
+      out.append("{}")
+      return
+    inner = "\n" + _indent(depth + 1)
+    out.append("{")
+    for k, (key, item) in enumerate(members):
+      out.append((inner if k == 0 else "," + inner) + _json_string(key) + ": ")
+      _pretty(item, depth + 1, out)
+    out.append("\n" + _indent(depth) + "}")
+
+
+def _rapidjson_dtoa(val: float) -> str:
+  """A finite double as rapidjson's Writer writes it (Grisu2's shortest
+  digits, laid out by its Prettify(): 100.0, 0.001, 1e-7, 1.5e21)."""
+  if val == 0:
+    return "-0.0" if math.copysign(1.0, val) < 0 else "0.0"
+  sign = "-" if val < 0 else ""
+  mantissa, _, exponent = repr(abs(val)).partition("e")
+  whole, _, fraction = mantissa.partition(".")
+  digits = (whole + fraction).lstrip("0")
+  k = int(exponent or 0) - len(fraction)
+  stripped = digits.rstrip("0")
+  k += len(digits) - len(stripped)
+  digits = stripped
+  length = len(digits)
+  kk = length + k
+  if 0 <= k and kk <= 21:
+    text = digits + "0" * k + ".0"
+  elif 0 < kk <= 21:
+    text = digits[:kk] + "." + digits[kk:]
+  elif -6 < kk <= 0:
+    text = "0." + "0" * -kk + digits
+  elif length == 1:
+    text = digits + "e" + str(kk - 1)
+  else:
+    text = digits[0] + "." + digits[1:] + "e" + str(kk - 1)
+  return sign + text
+
+
+# rapidjson's string escapes: the two-character ones, \u00XX (upper-case hex)
+# for other control characters, nothing else (not even non-ASCII).
+_STRING_ESCAPES = {i: f"\\u{i:04X}" for i in range(0x20)}
+_STRING_ESCAPES.update({
+    ord("\b"): "\\b", ord("\f"): "\\f", ord("\n"): "\\n", ord("\r"): "\\r",
+    ord("\t"): "\\t", ord('"'): '\\"', ord("\\"): "\\\\"})
+
+
+def _json_string(text: str) -> str:
+  return '"' + text.translate(_STRING_ESCAPES) + '"'
 
 
 def _status_string(error: status.ServingError) -> str:
@@ -208,25 +318,77 @@ def _format_double(val: float) -> str:
   return _finish_decimal(text)
 
 
+def _short_candidates(flat: np.ndarray) -> np.ndarray:
+  """Which values (likely) round-trip through six significant digits: the
+  value rounded to six digits in float64 arithmetic, converted back, equals
+  it. Only a hint: each candidate's "%.6g" text is checked exactly."""
+  wide = flat.astype(np.float64)
+  with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+    magnitude = np.abs(wide)
+    exponent = np.floor(np.log10(np.where(magnitude > 0, magnitude, 1.0)))
+    scale = np.power(10.0, 5.0 - exponent)
+    rounded = np.round(wide * scale) / scale
+    candidates = (rounded.astype(flat.dtype) == flat) | (wide == 0)
+  return candidates & np.isfinite(wide)
+
+
 def _format_decimals(flat: np.ndarray) -> list[str]:
-  """Writes a flat float32/float64 array, vectorized where it matters."""
+  """Writes a flat float32/float64 array as WriteDecimal does ("%.6g" when
+  it round-trips, else max_digits10), in bulk: one %-format call for all
+  values in the long form, Python's "%.6g" (checked) only for the values
+  numpy finds likely to round-trip, and ".0" only where it is missing."""
+  n = flat.size
+  if not n:
+    return []
   values = flat.tolist()
-  texts = ["%.6g" % v for v in values]
-  if texts:
-    back = np.array(texts, dtype=np.float64).astype(flat.dtype)
-    # NaN compares unequal to itself and is rewritten to "nan" again: fine.
+  if flat.dtype == np.float32 and n > 64:
+    texts = (("%.9g," * n) % tuple(values)).split(",")
+    del texts[-1]
+    # float64 arithmetic is exact enough to find float32's short values.
+    for i in np.flatnonzero(_short_candidates(flat)).tolist():
+      text = "%.6g" % values[i]
+      if float(np.float32(float(text))) == values[i]:
+        texts[i] = text
+  else:
+    texts = (("%.6g," * n) % tuple(values)).split(",")
+    del texts[-1]
+    with np.errstate(invalid="ignore"):
+      back = np.array(texts, dtype=np.float64).astype(flat.dtype)
     long_format = "%.9g" if flat.dtype == np.float32 else "%.17g"
     for i in np.flatnonzero(back != flat).tolist():
       texts[i] = long_format % values[i]
-  return [_finish_decimal(t) for t in texts]
+    if n <= 64:
+      return [_finish_decimal(text) for text in texts]
+  # Only texts of whole numbers (or non-finite values) can lack '.' and 'e'.
+  with np.errstate(invalid="ignore"):
+    whole = ~np.isfinite(flat) | (flat == np.trunc(flat))
+  for i in np.flatnonzero(whole).tolist():
+    texts[i] = _finish_decimal(texts[i])
+  return texts
 
 
-# --- Reading JSON -------------------------------------------------------------
+# --- Reading JSON as rapidjson 1.1.0 does ------------------------------------
+#
+# Upstream parses with rapidjson 1.1.0 (kParseNanAndInfFlag, no encoding
+# validation, normal-precision numbers). The standard library's parser does
+# the work here; what rapidjson does differently is handled around it:
+#   * NaN, Inf, Infinity, -Inf, -Infinity and -NaN are numbers;
+#   * bytes that are not UTF-8 are accepted inside strings and kept as they
+#     are (so a string input receives the client's bytes);
+#   * a \u escape of a high surrogate that no low surrogate follows, and a
+#     number beyond double's range (or with a positive exponent rapidjson's
+#     digit counting refuses) are parse errors;
+#   * a NUL byte ends the document;
+#   * of duplicate object keys the first is the one FindMember() returns;
+#   * error messages and byte offsets are rapidjson's.
 
-# Python's json messages -> rapidjson's (GetParseError_En), which clients see.
+# Python's messages -> rapidjson's (GetParseError_En), which clients see.
 _PARSE_MESSAGES = (
     ("Expecting value", "Invalid value."),
     ("Expecting property name", "Missing a name for object member."),
+    ("Illegal trailing comma before end of object",
+     "Missing a name for object member."),
+    ("Illegal trailing comma before end of array", "Invalid value."),
     ("Expecting ':' delimiter",
      "Missing a colon after a name of object member."),
     ("Extra data", "The document root must not be followed by other values."),
@@ -235,73 +397,377 @@ _PARSE_MESSAGES = (
     ("Invalid \\escape", "Invalid escape character in string."),
     ("Invalid control character", "Invalid encoding in string."),
 )
+_NUMBER_TOO_BIG = "Number too big to be stored in double."
+_SURROGATE_INVALID = "The surrogate pair in string is invalid."
+_MISS_FRACTION = "Miss fraction part in number."
+_MISS_EXPONENT = "Miss exponent in number."
+
+# Tokens rapidjson reads as numbers and the standard library does not.
+_NAN_INF_RE = re.compile(r'"(?:[^"\\]|\\.)*"|(-?)Inf(?!i)|-NaN')
+# Where a rapidjson-only error (below) may hide: a positive exponent of three
+# digits, a long run of digits, a \u escape of a high surrogate. Found with
+# bytes.translate and find, which are much faster than a regular expression.
+_HINT_TABLE = bytes.maketrans(b"0123456789E", b"0000000000e")
+_HIGH_SURROGATE_RE = re.compile(rb"\\u[dD][89abAB]")
+
+
+def _rapidjson_only_hint(raw: bytes) -> bool:
+  digits = raw.translate(_HINT_TABLE)
+  return (b"e000" in digits or b"e+000" in digits or b"0" * 200 in digits or
+          (b"\\u" in raw and _HIGH_SURROGATE_RE.search(raw) is not None))
+_TOKEN_RE = re.compile(
+    r'"((?:[^"\\]|\\.)*)"|(-?)(\d+)(?:\.(\d+))?(?:[eE]([+-]?)(\d+))?')
+_ESCAPE_RE = re.compile(r"\\(?:u([0-9a-fA-F]{4})|.)")
+_INT_PREFIX_RE = re.compile(r"-?(?:0|[1-9]\d*)$")
+_FRACTION_PREFIX_RE = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?$")
+
+_DBL_MAX = float(np.finfo(np.float64).max)
+_POW10 = [float(f"1e{i}") for i in range(309)]
+
+
+class _ObjectWithDuplicates(dict):
+  """A JSON object that repeats a key: maps each key to its first value (as
+  rapidjson's FindMember does) and keeps every member in `members`."""
+  members: list
+
+
+def _object_from_pairs(pairs: list) -> dict:
+  obj = dict(pairs)
+  if len(obj) == len(pairs):
+    return obj
+  first = _ObjectWithDuplicates()
+  for key, value in pairs:
+    if key not in first:
+      first[key] = value
+  first.members = pairs
+  return first
+
+
+def _members(obj: dict) -> list:
+  """Every member of a JSON object in document order, repeated keys too."""
+  if type(obj) is _ObjectWithDuplicates:  # pylint: disable=unidiomatic-typecheck
+    return obj.members
+  return list(obj.items())
+
+
+def _string_bytes_error(error: UnicodeEncodeError) -> tuple[bytes, int]:
+  """Encodes what UTF-8 cannot: the body's own non-UTF-8 bytes (decoded with
+  surrogateescape) go back as those bytes, lone surrogates from \\u escapes as
+  rapidjson 1.1.0 writes them (three bytes)."""
+  out = bytearray()
+  for ch in error.object[error.start:error.end]:
+    code = ord(ch)
+    if 0xDC80 <= code <= 0xDCFF:
+      out.append(code - 0xDC00)
+    else:
+      out += ch.encode("utf-8", "surrogatepass")
+  return bytes(out), error.end
+
+
+codecs.register_error("tensorflow_serving_json_bytes", _string_bytes_error)
+
+
+def _utf8(text: str) -> bytes:
+  """A JSON string's bytes, as rapidjson hands them to the tensor."""
+  return text.encode("utf-8", "tensorflow_serving_json_bytes")
+
+
+class _Document:
+  """A body decoded to text, with the map from text positions to byte
+  offsets (rapidjson reports byte offsets, counting a skipped BOM)."""
+
+  def __init__(self, raw: bytes):
+    start = 0
+    # rapidjson's UTF-8 MemoryStream skips each byte of a BOM it finds.
+    for byte in (0xEF, 0xBB, 0xBF):
+      if len(raw) > start and raw[start] == byte:
+        start += 1
+    self.start = start
+    try:
+      self.text = raw[start:].decode("utf-8")
+    except UnicodeDecodeError:
+      self.text = raw[start:].decode("utf-8", "surrogateescape")
+
+  def offset(self, pos: int) -> int:
+    return self.start + len(_utf8(self.text[:pos]))
+
+
+def _rapidjson_number_too_big(minus: str, int_digits: str, frac_digits: str,
+                              exp_sign: str, exp_digits: str) -> bool:
+  """Whether rapidjson 1.1.0's ParseNumber (64-bit build, normal precision)
+  fails a number token with kParseErrorNumberTooBig: it replays the same
+  integer and double arithmetic."""
+  digits = [ord(c) - 48 for c in int_digits]
+  i = 0
+  use64 = use_double = False
+  d = 0.0
+  significant = 0
+  pos = 0
+  if digits[0] != 0:
+    limit32, last32 = (214748364, 8) if minus else (429496729, 5)
+    limit64, last64 = ((922337203685477580, 8) if minus else
+                       (1844674407370955161, 5))
+    while pos < len(digits):
+      digit = digits[pos]
+      if i >= limit32 and (i != limit32 or digit > last32):
+        use64 = True
+        break
+      i = i * 10 + digit
+      significant += 1
+      pos += 1
+    if use64:
+      while pos < len(digits):
+        digit = digits[pos]
+        if i >= limit64 and (i != limit64 or digit > last64):
+          d = float(i)
+          use_double = True
+          break
+        i = i * 10 + digit
+        significant += 1
+        pos += 1
+    if use_double:
+      while pos < len(digits):
+        if d >= 1.7976931348623157e307:
+          return True
+        d = d * 10.0 + digits[pos]
+        pos += 1
+  exp_frac = 0
+  if frac_digits:
+    fpos = 0
+    if not use_double:
+      while fpos < len(frac_digits):
+        if i > (1 << 53) - 1:
+          break
+        i = i * 10 + ord(frac_digits[fpos]) - 48
+        fpos += 1
+        exp_frac -= 1
+        if i != 0:
+          significant += 1
+      d = float(i)
+      use_double = True
+    while fpos < len(frac_digits):
+      if significant < 17:
+        d = d * 10.0 + ord(frac_digits[fpos]) - 48
+        exp_frac -= 1
+        if d > 0.0:
+          significant += 1
+      fpos += 1
+  exp = 0
+  if exp_digits:
+    if not use_double:
+      d = float(i)
+      use_double = True
+    if exp_sign == "-":
+      exp = -int(exp_digits)  # Never an error, however long.
+    else:
+      max_exp = 308 - exp_frac
+      for c in exp_digits:
+        exp = exp * 10 + ord(c) - 48
+        if exp > max_exp:
+          return True
+  if not use_double:
+    return False
+  p = exp + exp_frac
+  if p < -308:
+    return False  # Scaled towards zero: never too big.
+  if p >= 0:
+    d *= _POW10[p] if p <= 308 else math.inf
+  else:
+    d /= _POW10[-p]
+  return d > _DBL_MAX
+
+
+def _first_rapidjson_only_error(text: str, end: int) -> Optional[tuple]:
+  """The first error rapidjson reports where the standard library does not
+  (see _RAPIDJSON_ONLY_HINT_RE), before text position `end`:
+  (position, message), or None."""
+  for match in _TOKEN_RE.finditer(text, 0, end):
+    content, minus, int_digits = match.group(1, 2, 3)
+    if int_digits is not None:
+      if int_digits[0] == "0" and len(int_digits) > 1:
+        int_digits = "0"  # "012" is the number 0 and then a syntax error.
+        frac = exp_sign = exp_digits = ""
+      else:
+        frac, exp_sign, exp_digits = match.group(4, 5, 6)
+      if ((exp_digits and len(exp_digits) >= 3) or len(int_digits) >= 200):
+        if _rapidjson_number_too_big(minus, int_digits, frac or "",
+                                     exp_sign or "", exp_digits or ""):
+          return match.start(), _NUMBER_TOO_BIG
+    elif "\\u" in content:
+      base = match.start(1)
+      escapes = list(_ESCAPE_RE.finditer(content))
+      for k, escape in enumerate(escapes):
+        code = escape.group(1)
+        if code is None or not 0xD800 <= int(code, 16) <= 0xDBFF:
+          continue
+        following = escapes[k + 1] if k + 1 < len(escapes) else None
+        if (following is None or following.start() != escape.end() or
+            following.group(1) is None or
+            not 0xDC00 <= int(following.group(1), 16) <= 0xDFFF):
+          return base + escape.start(), _SURROGATE_INVALID
+  return None
+
+
+def _literal_error_position(text: str, pos: int) -> int:
+  """Where rapidjson stops on an invalid value starting at `pos`: after the
+  part of a literal (null, true, false, NaN, Inf, Infinity) that matched."""
+  def matched(at: int, word: str) -> int:
+    n = 0
+    while n < len(word) and text.startswith(word[n], at + n):
+      n += 1
+    return at + n
+
+  ch = text[pos:pos + 1]
+  if ch in ("n", "t", "f"):
+    return matched(pos + 1, {"n": "ull", "t": "rue", "f": "alse"}[ch])
+  at = pos + 1 if ch == "-" else pos
+  if text.startswith("N", at):
+    return matched(at, "NaN")
+  if text.startswith("I", at):
+    after = matched(at, "Inf")
+    if after == at + 3 and text.startswith("i", after):
+      return matched(after, "inity")
+    return after
+  if ch == "-":
+    return pos + 1
+  return pos
+
+
+def _parse_failure(error: json.JSONDecodeError,
+                   doc: _Document) -> tuple[int, str]:
+  """A standard library parse error -> (text position, rapidjson message)."""
+  text, pos, msg = doc.text, error.pos, error.msg
+  if msg.startswith("Expecting value"):
+    if not text[pos:].strip(" \t\n\r") and not text[:pos].strip(" \t\n\r"):
+      return pos, "The document is empty."
+    return _literal_error_position(text, pos), "Invalid value."
+  if msg.startswith(("Expecting ',' delimiter", "Extra data")):
+    # A number that stopped at '.' or 'e' is one rapidjson finds incomplete.
+    if text.startswith(".", pos) and _INT_PREFIX_RE.search(text, 0, pos):
+      return pos + 1, _MISS_FRACTION
+    if text[pos:pos + 1] in ("e", "E") and _FRACTION_PREFIX_RE.search(
+        text, 0, pos):
+      after = pos + 2 if text[pos + 1:pos + 2] in ("+", "-") else pos + 1
+      return after, _MISS_EXPONENT
+  if msg.startswith("Expecting ',' delimiter"):
+    if _innermost_open_bracket(text, pos) == "{":
+      return pos, "Missing a comma or '}' after an object member."
+    return pos, "Missing a comma or ']' after an array element."
+  if msg.startswith("Unterminated string"):
+    return len(text), "Missing a closing quotation mark in string."
+  if msg.startswith("Invalid control character") and text[pos] == "\x00":
+    return pos, "Missing a closing quotation mark in string."
+  if msg.startswith("Invalid \\uXXXX"):
+    return text.rindex("\\", 0, pos + 1), (
+        "Incorrect hex digit after \\u escape in string.")
+  for prefix, message in _PARSE_MESSAGES:
+    if msg.startswith(prefix):
+      return pos, message
+  return pos, msg
 
 
 def _innermost_open_bracket(text: str, end: int) -> str:
   """The '{' or '[' that is still open at text[end] (strings skipped)."""
   stack = []
-  in_string = escaped = False
-  for ch in text[:end]:
-    if in_string:
-      if escaped:
-        escaped = False
-      elif ch == "\\":
-        escaped = True
-      elif ch == '"':
-        in_string = False
-    elif ch == '"':
-      in_string = True
-    elif ch in "[{":
-      stack.append(ch)
-    elif ch in "]}" and stack:
+  for match in re.finditer(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', text[:end]):
+    token = match.group()
+    if token in "[{":
+      stack.append(token)
+    elif token in "]}" and stack:
       stack.pop()
   return stack[-1] if stack else ""
 
 
-def _parse_error_message(error: json.JSONDecodeError) -> str:
-  if error.msg.startswith("Expecting ',' delimiter"):
-    if _innermost_open_bracket(error.doc, error.pos) == "{":
-      return "Missing a comma or '}' after an object member."
-    return "Missing a comma or ']' after an array element."
-  if error.msg.startswith("Expecting value") and not error.doc[error.pos:].strip():
-    return "The document is empty." if not error.doc.strip() else "Invalid value."
-  for prefix, message in _PARSE_MESSAGES:
-    if error.msg.startswith(prefix):
-      return message
-  return error.msg
+def _rewrite_nan_inf(text: str) -> tuple[str, list]:
+  """Spells rapidjson's extra number tokens the standard library's way.
+
+  Returns the new text and, for mapping positions back, the list of
+  (position in the new text, shift to the old one) from each change on."""
+  parts, shifts = [], []
+  last = shift = 0
+  for match in _NAN_INF_RE.finditer(text):
+    token = match.group()
+    if token.startswith('"'):
+      continue
+    new = "NaN" if token == "-NaN" else match.group(1) + "Infinity"
+    parts.append(text[last:match.start()])
+    parts.append(new)
+    last = match.end()
+    shift += len(token) - len(new)
+    shifts.append((match.start() - (shift - (len(token) - len(new))) +
+                   len(new), shift))
+  parts.append(text[last:])
+  return "".join(parts), shifts
 
 
-def _parse_json_object(body: bytes | str,
-                       fast_loads: Optional[JsonLoads] = None) -> dict:
-  """Parses a request body that must be a JSON object.
+def _parse_error(message: str, offset: int) -> status.ServingError:
+  return status.invalid_argument(
+      f"JSON Parse error: {message} at offset: {offset}")
 
-  `fast_loads` (e.g. orjson.loads) is tried first; whatever it refuses (NaN
-  and Infinity tokens, malformed text) is parsed again by the standard
-  library, whose behaviour and errors are the reference.
-  """
+
+def _parse_json(body: bytes | str) -> Any:
+  """Parses a request body as upstream's rapidjson does (see above)."""
+  raw = body if isinstance(body, bytes) else body.encode(
+      "utf-8", "surrogatepass")
+  doc = _Document(raw)
+  text = doc.text
+  nul = text.find("\x00")
+  if nul >= 0 and not text[:nul].strip(" \t\n\r"):
+    raise _parse_error("The document is empty.", doc.offset(nul))
+  shifts = None
+  hint = _rapidjson_only_hint(raw)
+  while True:
+    try:
+      value = json.loads(text, object_pairs_hook=_object_from_pairs)
+      failure = None
+    except json.JSONDecodeError as e:
+      if (shifts is None and e.msg.startswith("Expecting value") and
+          _NAN_INF_RE.match(text, e.pos)):
+        original = text
+        text, shifts = _rewrite_nan_inf(text)
+        continue
+      if e.msg.startswith("Extra data") and text[e.pos] == "\x00":
+        text = text[:e.pos]  # rapidjson reads a NUL as the end.
+        continue
+      failure = _parse_failure(e, _with_text(doc, text))
+    except RecursionError:
+      raise status.invalid_argument(
+          "JSON Parse error: The document is nested too deeply") from None
+    break
+  text_for_offsets = original if shifts is not None else text
+
+  def back(pos: int) -> int:
+    if not shifts:
+      return pos
+    shift = 0
+    for at, total in shifts:
+      if pos >= at:
+        shift = total
+    return pos + shift
+
+  if hint:
+    extra = _first_rapidjson_only_error(
+        text_for_offsets,
+        back(failure[0]) if failure else len(text_for_offsets))
+    if extra is not None:
+      raise _parse_error(extra[1], doc.offset(extra[0]))
+  if failure is not None:
+    raise _parse_error(failure[1], doc.offset(back(failure[0])))
+  return value
+
+
+def _with_text(doc: _Document, text: str) -> _Document:
+  copy = _Document.__new__(_Document)
+  copy.start, copy.text = doc.start, text
+  return copy
+
+
+def _parse_json_object(body: bytes | str) -> dict:
+  """Parses a request body that must be a JSON object."""
   if not body:
     raise status.invalid_argument("JSON Parse error: The document is empty")
-  if fast_loads is not None:
-    try:
-      doc = fast_loads(body)
-    except Exception:  # pylint: disable=broad-except
-      doc = None
-    if type(doc) is dict:  # pylint: disable=unidiomatic-typecheck
-      return doc
-  try:
-    doc = json.loads(body)
-  except json.JSONDecodeError as e:
-    raise status.invalid_argument(
-        f"JSON Parse error: {_parse_error_message(e)} at offset: {e.pos}"
-    ) from None
-  except UnicodeDecodeError as e:
-    raise status.invalid_argument(
-        f"JSON Parse error: Invalid encoding in string. at offset: {e.start}"
-    ) from None
-  except RecursionError:
-    raise status.invalid_argument(
-        "JSON Parse error: The document is nested too deeply") from None
-  if type(doc) is not dict:  # pylint: disable=unidiomatic-typecheck
+  doc = _parse_json(body)
+  if not isinstance(doc, dict):
     raise _format_error(doc, "Is not object")
   return doc
 
@@ -320,13 +786,15 @@ def _fill_signature(doc: dict, request) -> None:
 
 
 def _is_b64_object(val: Any) -> bool:
+  # rapidjson: exactly one member (a repeated key counts twice), named "b64",
+  # whose value is a string.
   return (type(val) is dict and len(val) == 1 and  # pylint: disable=unidiomatic-typecheck
           type(val.get(_B64_KEY)) is str)  # pylint: disable=unidiomatic-typecheck
 
 
 def _is_element_object(val: Any) -> bool:
-  """A named-inputs object (a dict that is not a {"b64": ...} value)."""
-  return type(val) is dict and not _is_b64_object(val)  # pylint: disable=unidiomatic-typecheck
+  """A named-inputs object (an object that is not a {"b64": ...} value)."""
+  return isinstance(val, dict) and not _is_b64_object(val)
 
 
 def _decode_b64_object(val: Any) -> bytes:
@@ -334,19 +802,54 @@ def _decode_b64_object(val: Any) -> bytes:
     raise status.invalid_argument(
         f"JSON Value: {_json_value_to_string(val)} not formatted correctly "
         "for base64 data")
-  text = val[_B64_KEY]
+  decoded = _base64_unescape(val[_B64_KEY])
+  if decoded is None:
+    raise status.invalid_argument("Unable to base64 decode")
+  return decoded
+
+
+_BASE64_ALPHABET = (b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                    b"0123456789+/")
+_BASE64_SPACE = b" \t\n\v\f\r"
+_BASE64_PAD = re.compile(rb"[=.]")
+
+
+def _base64_unescape(text: str) -> Optional[bytes]:
+  """absl::Base64Unescape, which upstream uses: the standard alphabet;
+  ASCII whitespace anywhere is skipped; padding ('=' or '.') is optional,
+  but if present must be complete and last; bits left over in the final
+  character are ignored. None where absl returns false."""
   try:
     data = text.encode("ascii")
-    data += b"=" * (-len(data) % 4)
-    return base64.b64decode(data, validate=True)
-  except (UnicodeEncodeError, binascii.Error, ValueError):
-    raise status.invalid_argument("Unable to base64 decode") from None
+  except UnicodeEncodeError:
+    return None
+  pad = _BASE64_PAD.search(data)
+  tail = b""
+  if pad is not None:
+    data, tail = data[:pad.start()], data[pad.start():]
+  data = data.translate(None, _BASE64_SPACE)
+  if data.translate(None, _BASE64_ALPHABET):
+    return None  # A character outside the alphabet.
+  tail = tail.translate(None, _BASE64_SPACE)
+  if tail.translate(None, b"=."):
+    return None  # Data after the padding.
+  left = len(data) % 4
+  if left == 1:
+    return None
+  expected = {0: 0, 2: 2, 3: 1}[left]
+  if tail and len(tail) != expected:
+    return None
+  return binascii.a2b_base64(data + b"=" * expected)
 
 
 def _is_lossless_decimal(val: int | float, dtype: int) -> bool:
   """Whether a JSON number converts to float32/float64 without losing bits."""
   max_int = _MAX_EXACT_INT[dtype]
   if type(val) is int:  # pylint: disable=unidiomatic-typecheck
+    if val == _INT64_RANGE[0]:
+      # Upstream takes std::abs() of the int64, which leaves INT64_MIN
+      # negative, so it passes (and -2^63 is exact in both types anyway).
+      return True
     if _INT64_RANGE[0] <= val <= _UINT64_RANGE[1]:
       return abs(val) <= max_int
     try:  # Beyond 64 bits the JSON number is a double, as in rapidjson.
@@ -375,7 +878,7 @@ def _convert_value(val: Any, dtype: int) -> Any:
   if dtype == DT.DT_STRING:
     if t is not str:
       raise _type_error(val, dtype)
-    return val.encode("utf-8", "surrogatepass")
+    return _utf8(val)
   if dtype == DT.DT_BOOL:
     if t is not bool:
       raise _type_error(val, dtype)
@@ -405,7 +908,7 @@ def _fill_exact(val: Any, level: int, shape: list[int], dtype: int,
       raise status.invalid_argument(
           f"JSON Value: {_json_value_to_string(val)} found at incorrect "
           f"level: {level + 1} in the JSON DOM. Expected at level: {rank}")
-    if type(val) is dict:  # pylint: disable=unidiomatic-typecheck
+    if isinstance(val, dict):
       if dtype != DT.DT_STRING:
         raise _type_error(val, dtype)
       out.append(_decode_b64_object(val))
@@ -546,7 +1049,7 @@ def _fast_array(val: Any, dtype: int, bool_free: bool = False) -> np.ndarray:
     array = np.empty(len(leaves), dtype=object)
     try:
       array[:] = [
-          v.encode("utf-8", "surrogatepass") if type(v) is str  # pylint: disable=unidiomatic-typecheck
+          _utf8(v) if type(v) is str  # pylint: disable=unidiomatic-typecheck
           else _decode_b64_object(v) for v in leaves
       ]
     except status.ServingError:
@@ -556,9 +1059,12 @@ def _fast_array(val: Any, dtype: int, bool_free: bool = False) -> np.ndarray:
   return array.reshape(shape)
 
 
-def _json_to_array(val: Any, dtype: int, bool_free: bool) -> np.ndarray:
+def _json_to_array(val: Any, dtype: int, bool_free: bool,
+                   bulk: bool = True) -> np.ndarray:
   """One tensor's JSON value -> array (columnar inputs, one row input)."""
   try:
+    if not bulk:
+      raise _Slow()
     return _fast_array(val, dtype, bool_free)
   except _Slow:
     shape = _dense_shape(val)
@@ -638,14 +1144,16 @@ def _fill_from_instances_exact(
 
 def _fill_from_instances(instances: list,
                          infos: Mapping[str, meta_graph_pb2.TensorInfo],
-                         inputs, bool_free: bool) -> None:
+                         inputs, bool_free: bool, bulk: bool = True) -> None:
   names = sorted(infos)
-  if type(instances[0]) is not dict and len(names) > 1:  # pylint: disable=unidiomatic-typecheck
+  if not isinstance(instances[0], dict) and len(names) > 1:
     raise status.invalid_argument(
         "instances is a plain list, but expecting list of objects as multiple "
         "input tensors required as per tensorinfo_map")
   elements_are_objects = _is_element_object(instances[0])
   try:
+    if not bulk:
+      raise _Slow()
     if elements_are_objects:
       keys = set(names)
       for element in instances:
@@ -672,22 +1180,24 @@ def _fill_from_instances(instances: list,
 
 
 def _fill_from_inputs(val: Any, infos: Mapping[str, meta_graph_pb2.TensorInfo],
-                      inputs, bool_free: bool) -> None:
+                      inputs, bool_free: bool, bulk: bool = True) -> None:
   names = sorted(infos)
-  if type(val) is not dict or _is_b64_object(val):  # pylint: disable=unidiomatic-typecheck
+  if not isinstance(val, dict) or _is_b64_object(val):
     if len(names) > 1:
       raise status.invalid_argument(
           "inputs is a plain value/list, but expecting an object as multiple "
           "input tensors required as per tensorinfo_map")
     dtype = infos[names[0]].dtype
-    _store(_json_to_array(val, dtype, bool_free), dtype, inputs[names[0]])
+    _store(_json_to_array(val, dtype, bool_free, bulk), dtype,
+           inputs[names[0]])
     return
   for name in names:
     if name not in val:
       raise status.invalid_argument(
           f"Missing named input: {name} in 'inputs' object.")
     dtype = infos[name].dtype
-    _store(_json_to_array(val[name], dtype, bool_free), dtype, inputs[name])
+    _store(_json_to_array(val[name], dtype, bool_free, bulk), dtype,
+           inputs[name])
 
 
 def fill_predict_request_from_json(
@@ -701,8 +1211,9 @@ def fill_predict_request_from_json(
     get_tensorinfo_map: returns the signature's input TensorInfos for a
       signature name ("" = default); the dtypes drive the conversion.
     request: filled in place (model_spec name/version are the caller's).
-    fast_loads: an optional faster JSON parser to try first (see
-      _parse_json_object); results never depend on it.
+    fast_loads: accepted for compatibility and unused: the body is parsed
+      by simdjson where it can be (see _fill_predict_request_fast) and by the
+      standard library, with rapidjson's rules, where it cannot.
 
   Returns:
     The format the body used, which the response must use too.
@@ -711,9 +1222,28 @@ def fill_predict_request_from_json(
     ServingError: INVALID_ARGUMENT (UNIMPLEMENTED for an input dtype JSON
       cannot express) with upstream's message.
   """
-  doc = _parse_json_object(body, fast_loads)
-  raw = body if isinstance(body, bytes) else body.encode("utf-8", "replace")
-  bool_free = b"true" not in raw and b"false" not in raw
+  del fast_loads  # Unused; see above.
+  raw = body if isinstance(body, bytes) else body.encode(
+      "utf-8", "surrogatepass")
+  if raw:
+    request_format = _fill_predict_request_fast(raw, get_tensorinfo_map,
+                                                request)
+    if request_format is not None:
+      return request_format
+  return _fill_predict_request_exact(raw, get_tensorinfo_map, request)
+
+
+def _fill_predict_request_exact(
+    raw: bytes, get_tensorinfo_map: TensorInfoMapGetter,
+    request: predict_pb2.PredictRequest,
+    bulk: bool = True) -> JsonPredictRequestFormat:
+  """The reference decoder: rapidjson's parse (_parse_json), then upstream's
+  walk over the values. With `bulk`, well-typed rectangular lists are
+  converted in bulk with numpy first (the same result, checked by
+  json_tensor_test's differential test); a value that fails that is walked
+  element by element, to report the first error where upstream does."""
+  doc = _parse_json_object(raw)
+  bool_free = bulk and b"true" not in raw and b"false" not in raw
   _fill_signature(doc, request)
   signature_name = request.model_spec.signature_name
   infos = get_tensorinfo_map(signature_name)
@@ -733,12 +1263,253 @@ def fill_predict_request_from_json(
       raise _format_error(doc, "Excepting 'instances' to be an list/array")
     if not instances:
       raise _format_error(doc, "No values in 'instances' array")
-    _fill_from_instances(instances, infos, request.inputs, bool_free)
+    _fill_from_instances(instances, infos, request.inputs, bool_free, bulk)
     return JsonPredictRequestFormat.ROW
   if has_inputs:
-    _fill_from_inputs(doc[_INPUTS_KEY], infos, request.inputs, bool_free)
+    _fill_from_inputs(doc[_INPUTS_KEY], infos, request.inputs, bool_free,
+                      bulk)
     return JsonPredictRequestFormat.COLUMNAR
   raise status.invalid_argument("Missing 'inputs' or 'instances' key")
+
+
+# --- The fast path: simdjson, numbers straight into arrays --------------------
+#
+# A big predict body is mostly numbers. simdjson (C++) parses the whole body
+# and copies each numeric tensor's values into a buffer without a Python
+# object per value; numpy checks and converts them. It takes only bodies it can
+# prove the reference decoder (_fill_predict_request_exact) would turn into
+# the same request: strict JSON (simdjson refuses NaN/Infinity, non-UTF-8,
+# big integers), the keys signature_name plus one of instances/inputs, numeric
+# inputs, rectangular lists of numbers, values every rule accepts. Anything
+# else, every error included, goes to the reference decoder, which then
+# decides. json_tensor_test's differential test holds the two to that.
+
+_tls = threading.local()
+
+# The simdjson buffer type per input dtype, and the (inclusive) range of
+# values the fast path takes for it: beyond it upstream's rules need to know
+# whether a token was an integer (float inputs) or reject it (integer inputs).
+_FAST_BUFFERS = {
+    DT.DT_FLOAT: ("d", np.float64, _MAX_EXACT_INT[DT.DT_FLOAT]),
+    DT.DT_DOUBLE: ("d", np.float64, _MAX_EXACT_INT[DT.DT_DOUBLE]),
+    DT.DT_INT64: ("i", np.int64, None),
+    DT.DT_INT32: ("i", np.int64, None),
+    DT.DT_INT16: ("i", np.int64, None),
+    DT.DT_INT8: ("i", np.int64, None),
+    DT.DT_UINT8: ("i", np.int64, None),
+    DT.DT_UINT32: ("i", np.int64, None),
+    DT.DT_UINT64: ("u", np.uint64, None),
+}
+_FAST_KEYS = frozenset((_SIGNATURE_KEY, _INSTANCES_KEY, _INPUTS_KEY))
+_OPEN, _LOWER_E, _UPPER_E = ord("["), ord("e"), ord("E")
+
+
+class _NotFast(Exception):
+  """The body is not one the fast path can prove it decodes as upstream."""
+
+
+def _simdjson_parser() -> simdjson.Parser:
+  # A parser is not thread-safe and its documents live until its next parse.
+  parser = getattr(_tls, "parser", None)
+  if parser is None:
+    parser = _tls.parser = simdjson.Parser()
+  return parser
+
+
+def _fast_keys(obj: simdjson.Object) -> list:
+  keys = list(obj.keys())
+  if len(set(keys)) != len(keys):
+    raise _NotFast()  # Repeated keys: the reference decoder's rules decide.
+  return keys
+
+
+def _fast_tensor(val: Any, dtype: int, depth: int,
+                 arrays_per_depth: dict) -> np.ndarray:
+  """One tensor's value (whose outermost list opens at bracket depth
+  `depth`) -> array; counts the lists it must contain per depth."""
+  spec = _FAST_BUFFERS.get(dtype)
+  if spec is None:
+    raise _NotFast()
+  if type(val) in (int, float):  # pylint: disable=unidiomatic-typecheck
+    try:
+      return _values_to_array([_convert_value(val, dtype)], [], dtype)
+    except status.ServingError:
+      raise _NotFast() from None
+  if not isinstance(val, simdjson.Array):
+    raise _NotFast()
+  shape = []
+  first = val
+  while isinstance(first, simdjson.Array):
+    if not len(first):
+      raise _NotFast()
+    shape.append(len(first))
+    first = first[0]
+  # Every list above the last level has the length and list elements of a
+  # rectangle; the last level's lists have the right length. A list nested
+  # below the last level would show in the bracket count (see the caller).
+  level = [val]
+  for d, size in enumerate(shape):
+    arrays_per_depth[depth + d] = arrays_per_depth.get(depth + d, 0) + len(
+        level)
+    if d == len(shape) - 1:
+      break
+    below = []
+    for arr in level:
+      if len(arr) != size:
+        raise _NotFast()
+      for item in arr:
+        if not isinstance(item, simdjson.Array):
+          raise _NotFast()
+        below.append(item)
+    level = below
+  for arr in level:
+    if len(arr) != shape[-1]:
+      raise _NotFast()
+  kind, buffer_dtype, max_abs = spec
+  try:
+    flat = np.frombuffer(val.as_buffer(of_type=kind), dtype=buffer_dtype)
+  except (TypeError, ValueError):
+    raise _NotFast() from None  # Not all numbers, or out of 64-bit range.
+  if flat.size != math.prod(shape):
+    raise _NotFast()
+  if max_abs is not None:
+    if flat.size and (flat.max() > max_abs or flat.min() < -max_abs):
+      raise _NotFast()
+    array = flat.astype(_NUMPY_OF[dtype])
+  elif dtype == DT.DT_UINT64:
+    array = flat
+  else:
+    low, high = _INT_RANGES[dtype]
+    if flat.size and (flat.min() < low or flat.max() > high):
+      raise _NotFast()
+    # int8/int16/uint8 wrap as the C++ narrowing cast upstream applies.
+    array = flat.astype(_NUMPY_OF[dtype])
+  return array.reshape(shape)
+
+
+def _check_brackets(raw: bytes, strings: dict, arrays: int) -> None:
+  """The body holds exactly `arrays` lists (so none nested deeper than its
+  tensor's rank: the caller has seen all the others) and no exponent that
+  rapidjson refuses.
+
+  Only strings could hide a '[' or an 'e'; the caller passes every string of
+  the body with the number of times it occurs (keys and the signature name:
+  tensors here hold only numbers)."""
+  if any("[" in s for s in strings):
+    raise _NotFast()
+  data = np.frombuffer(raw, dtype=np.uint8)
+  if np.count_nonzero(data == _OPEN) != arrays:
+    raise _NotFast()
+  in_strings = sum((s.count("e") + s.count("E")) * n
+                   for s, n in strings.items())
+  if (np.count_nonzero(data == _LOWER_E) + np.count_nonzero(data == _UPPER_E)
+      == in_strings):
+    return  # No number has an exponent.
+  # rapidjson refuses a positive exponent above 308 plus the fraction's
+  # digits (so "0e400", which simdjson reads as 0); leave any three-digit
+  # exponent to the reference decoder.
+  marks = np.flatnonzero((data | 0x20) == _LOWER_E)
+  follow = np.zeros((marks.size, 4), dtype=np.uint8)
+  for k in range(4):
+    index = marks + 1 + k
+    valid = index < data.size
+    follow[valid, k] = data[index[valid]]
+  start = np.where(follow[:, 0] == ord("+"), 1, 0)
+  rows = np.arange(marks.size)
+  digits = (follow >= ord("0")) & (follow <= ord("9"))
+  if (digits[rows, start] & digits[rows, start + 1] &
+      digits[rows, start + 2]).any():
+    raise _NotFast()
+
+
+def _fill_predict_request_fast(
+    raw: bytes, get_tensorinfo_map: TensorInfoMapGetter,
+    request: predict_pb2.PredictRequest) -> Optional[JsonPredictRequestFormat]:
+  """The fast path (see above): the request's format, or None to leave the
+  body to the reference decoder (nothing in `request` is changed then)."""
+  try:
+    doc = _simdjson_parser().parse(raw)
+  except Exception:  # pylint: disable=broad-except
+    return None  # Not strict JSON (or not UTF-8): the reference decides.
+  try:
+    if not isinstance(doc, simdjson.Object):
+      raise _NotFast()
+    top_keys = _fast_keys(doc)
+    if not set(top_keys) <= _FAST_KEYS:
+      raise _NotFast()
+    signature_name = doc.get(_SIGNATURE_KEY, "")
+    if type(signature_name) is not str:  # pylint: disable=unidiomatic-typecheck
+      raise _NotFast()
+    has_instances = _INSTANCES_KEY in top_keys
+    if has_instances == (_INPUTS_KEY in top_keys):
+      raise _NotFast()
+    try:
+      infos = get_tensorinfo_map(signature_name)
+    except status.ServingError:
+      raise _NotFast() from None  # The reference raises it, in its order.
+    if not infos:
+      raise _NotFast()
+    names = sorted(infos)
+    # Every string in the body, with its count: tensors here hold only
+    # numbers.
+    strings = dict.fromkeys(top_keys, 1)
+    if _SIGNATURE_KEY in strings:
+      strings[signature_name] = strings.get(signature_name, 0) + 1
+    arrays_per_depth: dict[int, int] = {}
+    arrays: dict[str, np.ndarray] = {}
+    if has_instances:
+      instances = doc[_INSTANCES_KEY]
+      if not isinstance(instances, simdjson.Array) or not len(instances):
+        raise _NotFast()
+      if isinstance(instances[0], simdjson.Object):
+        arrays_per_depth[1] = 1
+        rows: dict[str, list] = {name: [] for name in names}
+        for element in instances:
+          if not isinstance(element, simdjson.Object):
+            raise _NotFast()
+          keys = _fast_keys(element)
+          if sorted(keys) != names:
+            raise _NotFast()
+          for name in names:
+            rows[name].append(_fast_tensor(element[name], infos[name].dtype,
+                                           2, arrays_per_depth))
+        for name in names:
+          strings[name] = strings.get(name, 0) + len(instances)
+        for name in names:
+          if len({row.shape for row in rows[name]}) != 1:
+            raise _NotFast()
+          arrays[name] = np.stack(rows[name])
+      else:
+        if len(names) != 1:
+          raise _NotFast()
+        array = _fast_tensor(instances, infos[names[0]].dtype, 1,
+                             arrays_per_depth)
+        if array.ndim == 0:
+          raise _NotFast()
+        arrays[names[0]] = array
+    else:
+      inputs = doc[_INPUTS_KEY]
+      if isinstance(inputs, simdjson.Object):
+        if sorted(_fast_keys(inputs)) != names:
+          raise _NotFast()
+        for name in names:
+          strings[name] = strings.get(name, 0) + 1
+        for name in names:
+          arrays[name] = _fast_tensor(inputs[name], infos[name].dtype, 1,
+                                      arrays_per_depth)
+      else:
+        if len(names) != 1:
+          raise _NotFast()
+        arrays[names[0]] = _fast_tensor(inputs, infos[names[0]].dtype, 1,
+                                        arrays_per_depth)
+    _check_brackets(raw, strings, sum(arrays_per_depth.values()))
+  except _NotFast:
+    return None
+  request.model_spec.signature_name = signature_name
+  for name, array in arrays.items():
+    _store(array, infos[name].dtype, request.inputs[name])
+  return (JsonPredictRequestFormat.ROW if has_instances else
+          JsonPredictRequestFormat.COLUMNAR)
 
 
 # --- JSON examples -> tf.Example ----------------------------------------------
@@ -761,7 +1532,8 @@ def _check_kind(name: str, feature: feature_pb2.Feature, kind: str) -> None:
 def _add_value_to_feature(val: Any, name: str,
                           feature: feature_pb2.Feature) -> None:
   t = type(val)
-  if val is None or t is list or (t is dict and not _is_b64_object(val)):
+  if val is None or t is list or (
+      isinstance(val, dict) and not _is_b64_object(val)):
     raise status.invalid_argument(
         f"Feature: {name} has element with unexpected JSON type: "
         f"{_json_type_string(val)}")
@@ -773,7 +1545,7 @@ def _add_value_to_feature(val: Any, name: str,
     feature.bytes_list.value.append(_decode_b64_object(val))
   elif t is str:
     _check_kind(name, feature, "bytes_list")
-    feature.bytes_list.value.append(val.encode("utf-8", "surrogatepass"))
+    feature.bytes_list.value.append(_utf8(val))
   elif t is int and val <= _UINT64_RANGE[1] and val >= _INT64_RANGE[0]:
     _check_kind(name, feature, "int64_list")
     if val > _INT64_RANGE[1]:
@@ -805,26 +1577,26 @@ def _fill_feature(content: Any, name: str,
       feature.int64_list.value.extend(content)
       return
   elif types == {str}:
-    feature.bytes_list.value.extend(
-        v.encode("utf-8", "surrogatepass") for v in content)
+    feature.bytes_list.value.extend(_utf8(v) for v in content)
     return
   for val in content:
     _add_value_to_feature(val, name, feature)
 
 
 def _make_example(val: Any, example: example_pb2.Example) -> None:
-  if type(val) is not dict:  # pylint: disable=unidiomatic-typecheck
+  if not isinstance(val, dict):
     raise status.invalid_argument(
         f"Example must be JSON object but got JSON {_json_type_string(val)}")
-  for name, content in val.items():
+  # Every member, in order: a repeated feature name is checked each time and
+  # the last one is kept (upstream assigns into the feature map).
+  for name, content in _members(val):
     feature = feature_pb2.Feature()
     _fill_feature(content, name, feature)
     example.features.feature[name].CopyFrom(feature)
 
 
-def _fill_classify_regress_request(body: bytes | str, request,
-                                   fast_loads: Optional[JsonLoads]) -> None:
-  doc = _parse_json_object(body, fast_loads)
+def _fill_classify_regress_request(body: bytes | str, request) -> None:
+  doc = _parse_json_object(body)
   _fill_signature(doc, request)
   has_context = _CONTEXT_KEY in doc
   if has_context:
@@ -853,7 +1625,8 @@ def fill_classification_request_from_json(
   Raises:
     ServingError: INVALID_ARGUMENT with upstream's message.
   """
-  _fill_classify_regress_request(body, request, fast_loads)
+  del fast_loads  # Unused: kept for callers; the parse is rapidjson's.
+  _fill_classify_regress_request(body, request)
 
 
 def fill_regression_request_from_json(
@@ -864,7 +1637,8 @@ def fill_regression_request_from_json(
   Raises:
     ServingError: INVALID_ARGUMENT with upstream's message.
   """
-  _fill_classify_regress_request(body, request, fast_loads)
+  del fast_loads  # Unused: kept for callers; the parse is rapidjson's.
+  _fill_classify_regress_request(body, request)
 
 
 # --- Tensors -> JSON ----------------------------------------------------------
@@ -890,6 +1664,8 @@ def _render(leaves: list[str], shape: tuple[int, ...], depth: int,
   if not shape:
     return leaves[0]
   rank = len(shape)
+  if rank == 1 and single_line:
+    return "[" + ", ".join(leaves) + "]" if leaves else "[]"
   strides = [1] * rank
   for i in range(rank - 2, -1, -1):
     strides[i] = strides[i + 1] * shape[i + 1]
@@ -928,34 +1704,34 @@ def _leaf_strings(name: str, tensor: tensor_pb2.TensorProto,
       leaves = [head + base64.b64encode(v).decode("ascii") + tail
                 for v in flat.tolist()]
     else:
-      leaves = [json.dumps(bytes(v).decode("utf-8", "replace"),
-                           ensure_ascii=False) for v in flat.tolist()]
+      leaves = [_json_string(bytes(v).decode("utf-8", "replace"))
+                for v in flat.tolist()]
   else:
     leaves = list(map(str, flat.tolist()))
   return leaves, array.shape
 
 
 def _key(name: str) -> str:
-  return json.dumps(name, ensure_ascii=False)
+  return _json_string(name)
 
 
 def _make_row_json(tensor_map: Mapping[str, tensor_pb2.TensorProto]) -> str:
   names = sorted(tensor_map)
-  batch_size = 0
+  batch_size = -1
   for name in names:
     dims = tensor_map[name].tensor_shape.dim
     if not dims:
       raise status.invalid_argument(
           f"Tensor name: {name} has no shape information ")
     size = dims[0].size
-    if size < 1:
-      raise status.invalid_argument(
-          f"Tensor name: {name} has invalid batch size: {size}")
-    if batch_size and batch_size != size:
+    if batch_size >= 0 and batch_size != size:
       raise status.invalid_argument(
           f"Tensor name: {name} has inconsistent batch size: {size} "
           f"expecting: {batch_size}")
     batch_size = size
+  if batch_size == 0:
+    # No rows: nothing is written, whatever the dtypes (as upstream).
+    return '{\n' + _indent(1) + '"predictions": []\n}'
   objects = len(names) > 1
   # Containers around a row's value: the root, "predictions", and the row
   # object when there are several outputs.
@@ -1053,5 +1829,4 @@ def make_json_from_regression_result(
 
 def make_json_error(message: str) -> str:
   """The body of a failed REST call: {"error": "<message>"}."""
-  return '{\n' + _indent(1) + '"error": ' + json.dumps(
-      message, ensure_ascii=False) + "\n}"
+  return '{\n' + _indent(1) + '"error": ' + _json_string(message) + "\n}"

@@ -12,10 +12,23 @@ Names are TensorFlow's ("/tensorflow/serving/request_count"); the exporter
 turns "/" into ":" as upstream does.
 
 Who records what:
-  * gRPC Predict/Classify/Regress and every REST call: record_request().
+  * gRPC Predict/Classify/Regress and every REST call: record_request()
+    (by the data plane, which chooses the label values; see below).
+  * The model run inside a request: record_runtime_latency().
   * The SavedModel loader, once per load attempt: record_load_attempt().
+  * Every version's lifecycle (core/servable_state_metrics):
+    record_version_state(), record_version_load_latency(),
+    remove_version().
   * Batching: record_batch() and record_queuing_latency(), per batch / task.
 All functions are thread-safe and cheap (one lock per cell).
+
+Not in upstream: the request metrics carry the version and signature that
+answered (and request_count the API and entrypoint too), and two gauges give
+each version's state and load time. Their label values come only from what
+the server has configured or loaded, never from a client's text as such, so
+a client cannot create series at will: the data plane puts UNKNOWN where a
+request named a model, version or signature the server does not have, and
+NOT_APPLICABLE ("") where the call has none (docs/serving_config.md).
 """
 
 import bisect
@@ -80,6 +93,19 @@ class _SamplerCell:
       return list(self._buckets), self._sum, self._count
 
 
+class _GaugeCell:
+  """The current value of a gauge for one tuple of label values."""
+
+  def __init__(self) -> None:
+    self._value = 0  # Replaced whole; reading it needs no lock.
+
+  def set(self, value: int | float) -> None:
+    self._value = value
+
+  def value(self) -> int | float:
+    return self._value
+
+
 class _Metric:
   """Cells keyed by label values; created on first use, kept forever."""
 
@@ -118,6 +144,11 @@ class _Metric:
     with self._mu:
       return list(self._cells.items())
 
+  def remove(self, *labels: str) -> None:
+    """Drops the cell of these label values, if any (its series ends)."""
+    with self._mu:
+      self._cells.pop(tuple([str(label) for label in labels]), None)
+
 
 class Counter(_Metric):
   """A monotonically increasing value per label tuple."""
@@ -145,6 +176,19 @@ class Sampler(_Metric):
     return _SamplerCell(self.bucket_limits)
 
   def get_cell(self, *labels: str) -> _SamplerCell:
+    return self._get_cell(labels)
+
+
+class Gauge(_Metric):
+  """A value per label tuple that goes up and down (not in TensorFlow's
+  monitoring library under this name; its IntGauge)."""
+
+  kind = "gauge"
+
+  def _new_cell(self) -> _GaugeCell:
+    return _GaugeCell()
+
+  def get_cell(self, *labels: str) -> _GaugeCell:
     return self._get_cell(labels)
 
 
@@ -178,17 +222,28 @@ LATENCY_BUCKETS = exponential_buckets(10, 1.8, 33)
 # Batch sizes: 1, 2, 4, ... 8192.
 BATCH_SIZE_BUCKETS = exponential_buckets(1, 2, 14)
 
+# The label values of a request the server cannot vouch for (a model,
+# version or signature it does not have), and of a label that does not apply
+# to the call (the version of a model-status call, the signature of a
+# metadata call).
+UNKNOWN = "__unknown__"
+NOT_APPLICABLE = ""
+
+# Upstream's labels first; "API", "entrypoint" (request_count), "version" and
+# "signature" are added (not in upstream).
 REQUEST_COUNT = REGISTRY.register(Counter(
     "/tensorflow/serving/request_count", "The total number of requests.",
-    ("model_name", "status")))
+    ("model_name", "status", "API", "entrypoint", "version", "signature")))
 REQUEST_LATENCY = REGISTRY.register(Sampler(
     "/tensorflow/serving/request_latency",
     "Distribution of wall time (in microseconds) for Tensorflow Serving "
-    "request.", ("model_name", "API", "entrypoint"), LATENCY_BUCKETS))
+    "request.", ("model_name", "API", "entrypoint", "version", "signature"),
+    LATENCY_BUCKETS))
 RUNTIME_LATENCY = REGISTRY.register(Sampler(
     "/tensorflow/serving/runtime_latency",
     "Distribution of wall time (in microseconds) for Tensorflow runtime.",
-    ("model_name", "API", "runtime"), LATENCY_BUCKETS))
+    ("model_name", "API", "runtime", "version", "signature"),
+    LATENCY_BUCKETS))
 LOAD_ATTEMPT_COUNT = REGISTRY.register(Counter(
     "/tensorflow/cc/saved_model/load_attempt_count",
     "The number of times a SavedModel was successfully loaded.",
@@ -226,6 +281,19 @@ REQUEST_LOG_COUNT = REGISTRY.register(Counter(
     "The number of sampled requests handed to a log collector.",
     ("model_name", "status_code")))
 
+# Not in upstream: each version's lifecycle, from the servable event bus.
+MODEL_VERSION_STATE = REGISTRY.register(Gauge(
+    "/tensorflow/serving/model_version_state",
+    "The lifecycle state of a model version, as GetModelStatus numbers it: "
+    "10 START, 20 LOADING, 30 AVAILABLE, 40 UNLOADING, 50 END (a version "
+    "that failed; one unloaded cleanly has no series).",
+    ("model_name", "version")))
+MODEL_VERSION_LOAD_LATENCY = REGISTRY.register(Gauge(
+    "/tensorflow/serving/model_version_load_latency",
+    "Wall time (in microseconds) from the start of a model version's load "
+    "(retries included) until it became available.",
+    ("model_name", "version")))
+
 # The "entrypoint" label values.
 GRPC = "GRPC"
 REST = "REST"
@@ -235,12 +303,20 @@ REST = "REST"
 _CODE_NAMES = {code: code.name for code in status.Code}
 
 
-def record_request(model_name: str, api: str, entrypoint: str,
-                   code: status.Code, latency_us: Optional[float]) -> None:
+def record_request(model_name: str, version: str, signature: str, api: str,
+                   entrypoint: str, code: status.Code,
+                   latency_us: Optional[float]) -> None:
   """Counts one request; adds its latency when it succeeded (as upstream).
 
+  The label values must come from the server's own models, versions and
+  signatures (or UNKNOWN / NOT_APPLICABLE), never from a client's text as
+  such: each new value is a new series, kept forever. The data plane picks
+  them.
+
   Args:
-    model_name: the ModelSpec name of the request.
+    model_name: the model the request named.
+    version: the version that answered, as a string.
+    signature: the signature that answered.
     api: "Predict", "Classify", "Regress" for gRPC; REST uses its URL verb
       ("predict", "classify", "regress"; "" for the status/metadata GETs,
       as upstream).
@@ -249,15 +325,24 @@ def record_request(model_name: str, api: str, entrypoint: str,
     latency_us: wall time of the whole call in microseconds.
   """
   code_name = _CODE_NAMES.get(code) or status.Code(code).name
-  REQUEST_COUNT.get_cell(model_name, code_name).increment_by(1)
+  REQUEST_COUNT.get_cell(model_name, code_name, api, entrypoint, version,
+                         signature).increment_by(1)
   if code == status.Code.OK and latency_us is not None:
-    REQUEST_LATENCY.get_cell(model_name, api, entrypoint).add(latency_us)
+    REQUEST_LATENCY.get_cell(model_name, api, entrypoint, version,
+                             signature).add(latency_us)
 
 
-def record_runtime_latency(model_name: str, api: str,
-                           latency_us: float, runtime: str = "TF1") -> None:
-  """The model-run part of a request (the session call), in microseconds."""
-  RUNTIME_LATENCY.get_cell(model_name, api, runtime).add(latency_us)
+def record_runtime_latency(model_name: str, api: str, latency_us: float,
+                           version: str = NOT_APPLICABLE,
+                           signature: str = NOT_APPLICABLE,
+                           runtime: str = "TF1") -> None:
+  """The model-run part of a request (the session call), in microseconds.
+
+  Recorded by the servable, which knows its version and the signature it
+  ran.
+  """
+  RUNTIME_LATENCY.get_cell(model_name, api, runtime, version,
+                           signature).add(latency_us)
 
 
 def record_load_attempt(model_path: str, ok: bool,
@@ -301,3 +386,21 @@ def record_request_log(model_name: str, code: status.Code) -> None:
   """One sampled request log, and whether its collector took it."""
   REQUEST_LOG_COUNT.get_cell(model_name,
                              status.Code(code).name).increment_by(1)
+
+
+def record_version_state(model_name: str, version: int, state: int) -> None:
+  """A version's lifecycle state (its ModelVersionStatus.State number)."""
+  MODEL_VERSION_STATE.get_cell(model_name, str(version)).set(state)
+
+
+def record_version_load_latency(model_name: str, version: int,
+                                latency_us: float) -> None:
+  """How long a version took to become available, in microseconds."""
+  MODEL_VERSION_LOAD_LATENCY.get_cell(model_name,
+                                      str(version)).set(int(latency_us))
+
+
+def remove_version(model_name: str, version: int) -> None:
+  """Ends a version's state and load-time series (it unloaded cleanly)."""
+  MODEL_VERSION_STATE.remove(model_name, str(version))
+  MODEL_VERSION_LOAD_LATENCY.remove(model_name, str(version))

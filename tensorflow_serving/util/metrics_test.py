@@ -60,16 +60,46 @@ class MetricsTest(absltest.TestCase):
     self.assertIsNotNone(registry.get("/x"))
 
   def test_record_request_counts_all_and_times_successes(self):
-    ok = metrics.REQUEST_COUNT.get_cell("rr", "OK")
-    missing = metrics.REQUEST_COUNT.get_cell("rr", "NOT_FOUND")
-    latency = metrics.REQUEST_LATENCY.get_cell("rr", "Predict", metrics.GRPC)
+    ok = metrics.REQUEST_COUNT.get_cell("rr", "OK", "Predict", metrics.GRPC,
+                                        "3", "sig")
+    missing = metrics.REQUEST_COUNT.get_cell(
+        "rr", "NOT_FOUND", "Predict", metrics.GRPC, metrics.UNKNOWN,
+        metrics.UNKNOWN)
+    latency = metrics.REQUEST_LATENCY.get_cell("rr", "Predict", metrics.GRPC,
+                                               "3", "sig")
     before = (ok.value(), missing.value(), latency.snapshot()[2])
-    metrics.record_request("rr", "Predict", metrics.GRPC, status.Code.OK, 120)
-    metrics.record_request("rr", "Predict", metrics.GRPC,
-                           status.Code.NOT_FOUND, 50)
+    metrics.record_request("rr", "3", "sig", "Predict", metrics.GRPC,
+                           status.Code.OK, 120)
+    metrics.record_request("rr", metrics.UNKNOWN, metrics.UNKNOWN, "Predict",
+                           metrics.GRPC, status.Code.NOT_FOUND, 50)
     self.assertEqual(ok.value() - before[0], 1)
     self.assertEqual(missing.value() - before[1], 1)
     self.assertEqual(latency.snapshot()[2] - before[2], 1)
+
+  def test_gauge_set_and_remove(self):
+    registry = metrics.Registry()
+    gauge = registry.register(metrics.Gauge("/g", "doc", ("model", "v")))
+    gauge.get_cell("m", "1").set(30)
+    gauge.get_cell("m", "1").set(40)
+    gauge.get_cell("m", 2).set(10)  # Label values are kept as strings.
+    self.assertEqual([(labels, cell.value()) for labels, cell in gauge.cells()],
+                     [(("m", "1"), 40), (("m", "2"), 10)])
+    gauge.remove("m", 1)
+    gauge.remove("m", "9")  # None: nothing happens.
+    self.assertEqual([labels for labels, _ in gauge.cells()], [("m", "2")])
+
+  def test_version_state_and_load_latency(self):
+    metrics.record_version_state("vs", 3, 30)
+    metrics.record_version_load_latency("vs", 3, 1234.9)
+    self.assertEqual(metrics.MODEL_VERSION_STATE.get_cell("vs", "3").value(),
+                     30)
+    self.assertEqual(
+        metrics.MODEL_VERSION_LOAD_LATENCY.get_cell("vs", "3").value(), 1234)
+    metrics.remove_version("vs", 3)
+    self.assertNotIn(("vs", "3"),
+                     dict(metrics.MODEL_VERSION_STATE.cells()))
+    self.assertNotIn(("vs", "3"),
+                     dict(metrics.MODEL_VERSION_LOAD_LATENCY.cells()))
 
   def test_record_load_attempt(self):
     metrics.record_load_attempt("/m/1", True, 1500.7)

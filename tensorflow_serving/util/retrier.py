@@ -16,13 +16,6 @@ from tensorflow_serving.util import clock as clock_lib
 from tensorflow_serving.util import status
 
 
-def _as_serving_error(error: Exception) -> status.ServingError:
-  if isinstance(error, status.ServingError):
-    return error
-  message = str(error) or type(error).__name__
-  return status.ServingError(status.Code.UNKNOWN, message)
-
-
 def retry(description: str,
           max_num_retries: int,
           retry_interval_micros: int,
@@ -60,7 +53,7 @@ def retry(description: str,
       retried_fn()
       last_error = None
     except Exception as e:  # pylint: disable=broad-except
-      last_error = _as_serving_error(e)
+      last_error = status.from_exception(e)
       logging.error("%s failed: %s: %s", description, last_error.code.name,
                     last_error.message)
     num_tries += 1

@@ -6,6 +6,12 @@ and grpc.StatusCode). Only the edges translate them: to a gRPC status in
 model_servers/grpc_status_util.py and to an HTTP status in the REST server.
 Keeping one vocabulary means gRPC and REST report the same failure the same
 way, as upstream does.
+
+An exception that is not a ServingError (a bug, a library's own exception)
+becomes one in exactly one way, from_exception(): it keeps the code of an
+exception that carries a canonical one (TensorFlow's OpError) and otherwise
+gets CATCH_ALL_CODE, whatever the transport. docs/architecture.md says why
+that code is UNKNOWN.
 """
 
 import enum
@@ -55,6 +61,32 @@ class ServingError(Exception):
   def with_prefix(self, prefix: str) -> "ServingError":
     """Returns the same error with context in front of its message."""
     return ServingError(self.code, prefix + self.message)
+
+
+# The code of an exception that carries none of its own: UNKNOWN, the
+# canonical code for "an error from an API that gives no error information",
+# which is also what gRPC answers for an exception escaping a handler and
+# what TensorFlow reports for a Python exception inside its runtime.
+CATCH_ALL_CODE = Code.UNKNOWN
+
+
+def from_exception(error: BaseException) -> ServingError:
+  """The ServingError that reports `error` to a client.
+
+  A ServingError is returned as it is. An exception with a canonical
+  `error_code` and a `message` (TensorFlow's tf.errors.OpError; duck-typed,
+  since this layer cannot import TensorFlow) keeps both. Anything else gets
+  CATCH_ALL_CODE and its text (or, when it has none, its type's name).
+  Callers log the exception themselves when it is a bug worth a traceback.
+  """
+  if isinstance(error, ServingError):
+    return error
+  code = getattr(error, "error_code", None)
+  message = getattr(error, "message", None)
+  if (isinstance(code, int) and 0 < code < len(Code) and
+      isinstance(message, str)):
+    return ServingError(Code(code), message)
+  return ServingError(CATCH_ALL_CODE, str(error) or type(error).__name__)
 
 
 def cancelled(message: str) -> ServingError:

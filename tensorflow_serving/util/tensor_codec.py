@@ -51,6 +51,7 @@ DT = types_pb2.DataType
 # slow).
 _DT_INVALID = DT.DT_INVALID
 _DT_STRING = DT.DT_STRING
+_DT_BOOL = DT.DT_BOOL
 _COMPLEX = frozenset((DT.DT_COMPLEX64, DT.DT_COMPLEX128))
 _HALF_BITS = frozenset((DT.DT_HALF, DT.DT_BFLOAT16))
 
@@ -384,6 +385,11 @@ def ndarray_to_tensor_proto(
   packed = _PACKED_BYTES_FIELDS.get(dtype)
   if packed is not None:
     tag, wire_dtype = packed
+    if dtype == _DT_BOOL:
+      # A bool's byte may be any non-zero value (decoded from a client's
+      # tensor_content, passed through by the model); on the wire it must
+      # be the varint 1, or the message is corrupt.
+      array = array.view(np.uint8).astype(np.bool_)
     payload = array.astype(wire_dtype, copy=False).tobytes()
     length = bytearray()
     _encode_varint(len(payload), length)

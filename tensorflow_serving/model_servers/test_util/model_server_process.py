@@ -52,8 +52,11 @@ def run(args: Sequence[str], timeout: float = 120.0
 class ModelServerProcess:
   """One tensorflow_model_server process and its log (stdout + stderr)."""
 
-  def __init__(self, args: Sequence[str], log_dir: Optional[str] = None):
+  def __init__(self, args: Sequence[str], log_dir: Optional[str] = None,
+               env: Optional[dict[str, str]] = None):
+    """`env`: variables added to this process's environment for the server."""
     self.args = [binary_path(), *args]
+    self.env = {**os.environ, **(env or {})}
     log_dir = log_dir or os.environ.get("TEST_UNDECLARED_OUTPUTS_DIR") or (
         tempfile.mkdtemp())
     fd, self.log_path = tempfile.mkstemp(prefix="model_server_", suffix=".log",
@@ -75,7 +78,7 @@ class ModelServerProcess:
     with open(self.log_path, "w") as log:
       self.process = subprocess.Popen(  # pylint: disable=consider-using-with
           self.args, stdout=log, stderr=subprocess.STDOUT,
-          start_new_session=True)
+          start_new_session=True, env=self.env)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
       if ready_text in self.log():

@@ -9,15 +9,16 @@ QueueOptions (per model signature) and BatchingSessionOptions (how batches
 are padded). It mirrors upstream's bundle_factory_util (CreateBatchScheduler,
 GetQueueOptions, WrapSessionForBatching).
 
-Typical use:
-  params = (read_batching_parameters_file(path) if path
-            else default_batching_parameters())
-  scheduler = create_batch_scheduler(params)              # once, at startup
-  # per model version; a drop-in for SavedModelBundle.run:
-  run = wrap_bundle_run_for_batching(bundle.run, scheduler, params)
+How the server uses it (model_servers/platform_config_util, once per
+platform whose SessionBundleConfig has batching_parameters):
+  scheduler = create_batch_scheduler(params)              # at startup
+  # per model version, when its bundle is built (the bundle's `batcher`):
+  bundle = load_saved_model_bundle(
+      path, batcher=lambda run: wrap_bundle_run_for_batching(
+          run, scheduler, params))
   ...
-  run.close()                                             # at unload
-  scheduler.stop()                                        # at shutdown
+  bundle.close()                          # at unload: closes its queues
+  scheduler.stop()                        # after the last unload
 """
 
 import dataclasses
@@ -181,19 +182,6 @@ def create_batch_scheduler(
   """
   validate_batching_parameters(params)
   return shared_batch_scheduler.SharedBatchScheduler(scheduler_options(params))
-
-
-def wrap_run_for_batching(
-    run: batching_session.RunFn,
-    scheduler: shared_batch_scheduler.SharedBatchScheduler,
-    params: BatchingParameters) -> batching_session.BatchingSession:
-  """Returns `run` batched on a new queue of `scheduler` (one per signature).
-
-  The result is called like `run` and must be close()d when the model
-  version unloads.
-  """
-  return batching_session.BatchingSession(run, scheduler, queue_options(params),
-                                          session_options(params))
 
 
 def wrap_bundle_run_for_batching(

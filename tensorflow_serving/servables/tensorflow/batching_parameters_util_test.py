@@ -140,13 +140,14 @@ class BatchingParametersUtilTest(absltest.TestCase):
     self.assertIsInstance(scheduler, sbs.SharedBatchScheduler)
     seen = []
 
-    def run(feeds):
-      seen.append(feeds["x"].shape)
-      return {"y": feeds["x"] * 2}
+    def run(feed_names, feeds, fetch_names):
+      del feed_names, fetch_names  # One input, one output.
+      seen.append(feeds[0].shape)
+      return [feeds[0] * 2]
 
-    batched = bpu.wrap_run_for_batching(run, scheduler, params)
-    out = batched({"x": np.array([[1.0, 2.0]], np.float32)})
-    np.testing.assert_array_equal(out["y"], [[2.0, 4.0]])
+    batched = bpu.wrap_bundle_run_for_batching(run, scheduler, params)
+    out, = batched(("x",), [np.array([[1.0, 2.0]], np.float32)], ("y",))
+    np.testing.assert_array_equal(out, [[2.0, 4.0]])
     self.assertEqual(seen, [(2, 2)])  # padded to the allowed size 2
     batched.close()
 

@@ -26,6 +26,16 @@ Behaviour, following upstream's batching_session.cc:
     again; if any part fails, the call fails.
   * A failed model run fails exactly the calls of that run, with the same
     exception object the wrapped callable raised.
+  * Deadlines: a call may carry its request's deadline (time.monotonic()
+    seconds). When a batch is about to run, a call whose deadline has passed
+    is dropped from it with upstream's RESOURCE_EXHAUSTED "Run() timeout
+    exceeded while waiting in batching queue" (upstream fails a batch so
+    only when every call in it has expired, and runs expired calls with the
+    others); the run is given the latest deadline of the calls that remain,
+    or none if one of them has none, as upstream gives the batch's run the
+    latest of its tasks' timeouts. The wrapped callable gets it as the
+    keyword `deadline`, passed only when there is one, so a callable that
+    knows no deadlines keeps working.
 
 One deliberate difference: upstream fails a whole batch with
 FAILED_PRECONDITION when calls with different shapes (and no padding) meet
@@ -43,6 +53,7 @@ ready; the model runs on the scheduler's batch threads.
 import dataclasses
 import itertools
 import threading
+import time
 from typing import Callable, Mapping, Optional, Sequence
 
 import numpy as np
@@ -242,13 +253,15 @@ class _RunTask(batch_scheduler.BatchTask):
   """One call (or one part of a split call) waiting for its batch."""
 
   __slots__ = ("feeds", "_size", "key", "_done", "_outputs", "_error",
-               "_split", "_part_index")
+               "_split", "_part_index", "deadline")
 
   def __init__(self, feeds: Feeds, size: int, key: tuple,
-               split: Optional[_SplitCall] = None, part_index: int = 0) -> None:
+               split: Optional[_SplitCall] = None, part_index: int = 0,
+               deadline: Optional[float] = None) -> None:
     self.feeds = feeds
     self._size = size
     self.key = key
+    self.deadline = deadline
     self._outputs: Optional[Outputs] = None
     self._error: Optional[BaseException] = None
     self._split = split
@@ -292,7 +305,8 @@ def _split_task(task: _RunTask, first_size: int,
   start = 0
   for index, size in enumerate(sizes):
     feeds = {name: a[start:start + size] for name, a in task.feeds.items()}
-    parts.append(_RunTask(feeds, size, task.key, joiner, index))
+    parts.append(_RunTask(feeds, size, task.key, joiner, index,
+                          task.deadline))
     start += size
   return parts
 
@@ -325,12 +339,15 @@ class BatchingSession:
     self._options = options
     self._queue = scheduler.add_queue(queue_options, self._process_batch)
 
-  def __call__(self, feeds: Feeds) -> Outputs:
+  def __call__(self, feeds: Feeds, deadline: Optional[float] = None) -> Outputs:
     """Runs `feeds` as part of a batch; returns this call's outputs.
+
+    `deadline`: the request's, or None (see the module doc).
 
     Raises:
       ServingError: INVALID_ARGUMENT for unbatchable inputs or a call bigger
-        than max_batch_size; UNAVAILABLE when the queue is full or closed.
+        than max_batch_size; UNAVAILABLE when the queue is full or closed;
+        RESOURCE_EXHAUSTED when the deadline passed before its batch ran.
       Exception: whatever the wrapped callable raised for this call's batch.
     """
     size = compute_input_size(feeds)
@@ -340,7 +357,7 @@ class BatchingSession:
     else:
       key = tuple(sorted((name, a.dtype.str, a.shape[1:])
                          for name, a in feeds.items()))
-    task = _RunTask(feeds, size, key)
+    task = _RunTask(feeds, size, key, deadline=deadline)
     self._queue.schedule(task)
     return task.wait()
 
@@ -361,6 +378,9 @@ class BatchingSession:
       self._run_group(tasks)
 
   def _run_group(self, tasks: list[_RunTask]) -> None:
+    deadline = _drop_expired(tasks)
+    if not tasks:
+      return
     try:
       sizes = [t.size for t in tasks]
       total = sum(sizes)
@@ -369,7 +389,9 @@ class BatchingSession:
       # One call without padding is fed as is (merge_inputs copies nothing).
       merged = merge_inputs([t.feeds for t in tasks], padding,
                             self._options.pad_variable_length_inputs)
-      results = split_outputs(self._run(merged), sizes, padding)
+      outputs = (self._run(merged) if deadline is None else
+                 self._run(merged, deadline=deadline))
+      results = split_outputs(outputs, sizes, padding)
     except BaseException as e:  # pylint: disable=broad-except
       for task in tasks:
         task.finish(None, e)
@@ -378,9 +400,37 @@ class BatchingSession:
       task.finish(outputs, None)
 
 
-# (feed tensor names, arrays in that order, fetch tensor names) -> arrays.
-BundleRunFn = Callable[[tuple[str, ...], Sequence[np.ndarray], tuple[str, ...]],
-                       Sequence[np.ndarray]]
+def _drop_expired(tasks: list[_RunTask]) -> Optional[float]:
+  """Fails and removes (in place) the tasks whose deadline has passed.
+
+  Returns the run's deadline: the latest of the remaining tasks', None if
+  one of them has none.
+  """
+  latest: Optional[float] = 0.0
+  now = None
+  kept = 0
+  for task in tasks:
+    deadline = task.deadline
+    if deadline is None:
+      latest = None
+    else:
+      if now is None:
+        now = time.monotonic()
+      if deadline <= now:
+        task.finish(None, status.resource_exhausted(
+            "Run() timeout exceeded while waiting in batching queue"))
+        continue
+      if latest is not None and deadline > latest:
+        latest = deadline
+    tasks[kept] = task
+    kept += 1
+  del tasks[kept:]
+  return latest
+
+
+# (feed tensor names, arrays in that order, fetch tensor names) -> arrays;
+# called with the keyword `deadline` as well when the run has one.
+BundleRunFn = Callable[..., Sequence[np.ndarray]]
 
 
 class BatchingRunner:
@@ -414,13 +464,16 @@ class BatchingRunner:
     self._closed = False  # guarded by self._mu
 
   def __call__(self, feed_names: tuple[str, ...], feeds: Sequence[np.ndarray],
-               fetch_names: tuple[str, ...]) -> list[np.ndarray]:
+               fetch_names: tuple[str, ...],
+               deadline: Optional[float] = None) -> list[np.ndarray]:
     """Same contract as the wrapped run, plus the batching errors."""
     key = (feed_names, fetch_names)
     session = self._sessions.get(key) or self._session(key)
     if session is None:
-      return list(self._run(feed_names, feeds, fetch_names))
-    outputs = session(dict(zip(feed_names, feeds)))
+      if deadline is None:
+        return list(self._run(feed_names, feeds, fetch_names))
+      return list(self._run(feed_names, feeds, fetch_names, deadline=deadline))
+    outputs = session(dict(zip(feed_names, feeds)), deadline)
     return [outputs[name] for name in fetch_names]
 
   def _session(self, key: tuple) -> Optional[BatchingSession]:
@@ -432,9 +485,12 @@ class BatchingRunner:
         feed_names, fetch_names = key
         unique_fetches = tuple(dict.fromkeys(fetch_names))
 
-        def run_dict(feeds: Feeds) -> Outputs:
-          arrays = self._run(feed_names, [feeds[n] for n in feed_names],
-                             unique_fetches)
+        def run_dict(feeds: Feeds, deadline: Optional[float] = None) -> Outputs:
+          arrays = [feeds[n] for n in feed_names]
+          arrays = (self._run(feed_names, arrays, unique_fetches)
+                    if deadline is None else
+                    self._run(feed_names, arrays, unique_fetches,
+                              deadline=deadline))
           return dict(zip(unique_fetches, arrays))
 
         session = BatchingSession(run_dict, self._scheduler,

@@ -13,7 +13,7 @@ from absl.testing import absltest
 import numpy as np
 
 from tensorflow_serving.batching import shared_batch_scheduler as sbs
-from tensorflow_serving.batching.test_util import fake_clock
+from tensorflow_serving.util.test_util import fake_clock
 from tensorflow_serving.servables.tensorflow import batching_session as bs
 from tensorflow_serving.util import status
 
@@ -76,6 +76,20 @@ class _Call(threading.Thread):
     self.join(_WAIT)
     assert not self.is_alive()
     return self.result
+
+
+class _DeadlineCall(_Call):
+  """A caller whose call carries a deadline."""
+
+  def __init__(self, session, feeds, deadline):
+    self.deadline = deadline
+    super().__init__(session, feeds)
+
+  def run(self):
+    try:
+      self.result = self.session(self.feeds, self.deadline)
+    except Exception as e:  # pylint: disable=broad-except
+      self.error = e
 
 
 def _rows(n, seed):
@@ -309,6 +323,62 @@ class BatchingSessionTest(absltest.TestCase):
     self.assertEqual(ctx.exception.code, status.Code.FAILED_PRECONDITION)
     self.assertEqual(ctx.exception.message,
                      "Batched output tensor has 0 dimensions")
+
+  def test_expired_call_is_dropped_before_its_batch_runs(self):
+    model = _GatedModel()
+    session = self._session(model)
+    expired = {"x": _rows(2, seed=1)}
+    kept = {"x": _rows(3, seed=2)}
+    # The expired call's deadline passed while it waited (here: at once).
+    model.gate.clear()
+    blocker = _Call(session, {"x": _rows(1, 999)})
+    self.assertTrue(model.entered.acquire(timeout=_WAIT))
+    late = _DeadlineCall(session, expired, time.monotonic() - 1)
+    on_time = _Call(session, kept)
+    deadline = time.monotonic() + _WAIT
+    while session.num_enqueued_calls() < 2:
+      self.assertLess(time.monotonic(), deadline)
+      time.sleep(0.001)
+    model.gate.set()
+    blocker.get()
+    late.get()
+    self.assertIsInstance(late.error, status.ServingError)
+    self.assertEqual(late.error.code, status.Code.RESOURCE_EXHAUSTED)
+    self.assertEqual(late.error.message,
+                     "Run() timeout exceeded while waiting in batching queue")
+    on_time.get()
+    self._assert_same_as_unbatched(on_time)
+    # The batch after the blocker's held only the call still on time.
+    self.assertEqual([c["x"].shape[0] for c in model.calls], [1, 3])
+
+  def test_batch_runs_with_the_latest_deadline_of_its_calls(self):
+    seen = []
+    gate = threading.Event()
+    entered = threading.Semaphore(0)
+
+    def model(feeds, deadline=None):
+      seen.append((feeds["x"].shape[0], deadline))
+      entered.release()
+      assert gate.wait(_WAIT)
+      return _model(feeds)
+
+    session = self._session(model)
+    blocker = _DeadlineCall(session, {"x": _rows(1, 9)}, None)
+    self.assertTrue(entered.acquire(timeout=_WAIT))
+    now = time.monotonic()
+    calls = [_DeadlineCall(session, {"x": _rows(1, i)}, now + 100 + i)
+             for i in range(3)]
+    deadline = time.monotonic() + _WAIT
+    while session.num_enqueued_calls() < 3:
+      self.assertLess(time.monotonic(), deadline)
+      time.sleep(0.001)
+    gate.set()
+    blocker.get()
+    for call in calls:
+      call.get()
+      self.assertIsNone(call.error)
+    # No deadline: none given; then the latest of the three.
+    self.assertEqual(seen, [(1, None), (3, now + 102)])
 
   def test_closed_session_refuses_calls(self):
     session = bs.BatchingSession(_model, self.scheduler, sbs.QueueOptions())

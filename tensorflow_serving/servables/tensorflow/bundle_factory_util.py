@@ -1,18 +1,15 @@
-"""Helpers shared by the SavedModel loaders: session config and RAM estimate.
+"""The session ConfigProto of the server's thread flags.
 
-Kept apart from the loader so that the server's flag handling (the thread
-flags) and the resource estimate can be tested without TensorFlow sessions.
+As upstream's bundle_factory_util, kept apart from the loader so that the
+server's flag handling can be tested without TensorFlow sessions. (Upstream's
+resource estimate, the files' size times 1.2, is not made: see
+saved_model_bundle_source_adapter.)
 """
 
-import os
 from typing import Optional
 
 from tensorflow.core.protobuf import config_pb2
 from tensorflow_serving.util import status
-
-# Upstream's heuristic: a loaded model takes about 1.2x its files' size.
-RESOURCE_ESTIMATE_RAM_MULTIPLIER = 1.2
-
 
 def build_session_config(
     session_parallelism: int = 0,
@@ -56,35 +53,3 @@ def build_session_config(
     config.inter_op_parallelism_threads = inter
   return config
 
-
-def model_disk_size(path: str) -> int:
-  """Returns the total size in bytes of the files under path.
-
-  Raises:
-    ServingError: NOT_FOUND if path does not exist, UNKNOWN if it cannot be
-      read.
-  """
-  if not os.path.exists(path):
-    raise status.not_found(f"{path} not found")
-  if os.path.isfile(path):
-    return os.path.getsize(path)
-  total = 0
-  errors = []
-
-  def on_error(error: OSError) -> None:
-    errors.append(error)
-
-  for root, _, files in os.walk(path, onerror=on_error):
-    for name in files:
-      try:
-        total += os.path.getsize(os.path.join(root, name))
-      except OSError as error:
-        errors.append(error)
-  if errors:
-    raise status.unknown(f"Could not size {path}: {errors[0]}")
-  return total
-
-
-def estimate_resource_from_path(path: str) -> int:
-  """Estimates the RAM in bytes a SavedModel at path takes once loaded."""
-  return int(model_disk_size(path) * RESOURCE_ESTIMATE_RAM_MULTIPLIER)

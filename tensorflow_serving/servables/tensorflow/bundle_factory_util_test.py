@@ -1,7 +1,5 @@
 """Tests for servables/tensorflow/bundle_factory_util.py."""
 
-import os
-
 from absl.testing import absltest
 
 from tensorflow.core.protobuf import config_pb2
@@ -46,25 +44,6 @@ class SessionConfigTest(absltest.TestCase):
     self.assertEqual(config.intra_op_parallelism_threads, 5)
     self.assertEqual(config.inter_op_parallelism_threads, 2)
     self.assertEqual(base.inter_op_parallelism_threads, 0)
-
-
-class ResourceEstimateTest(absltest.TestCase):
-
-  def test_sums_files_recursively(self):
-    root = self.create_tempdir().full_path
-    os.makedirs(os.path.join(root, "variables"))
-    with open(os.path.join(root, "saved_model.pb"), "wb") as f:
-      f.write(b"x" * 1000)
-    with open(os.path.join(root, "variables", "v.data"), "wb") as f:
-      f.write(b"x" * 500)
-    self.assertEqual(bundle_factory_util.model_disk_size(root), 1500)
-    self.assertEqual(bundle_factory_util.estimate_resource_from_path(root),
-                     1800)
-
-  def test_missing_path(self):
-    with self.assertRaises(status.ServingError) as ctx:
-      bundle_factory_util.estimate_resource_from_path("/no/such/dir")
-    self.assertEqual(ctx.exception.code, status.Code.NOT_FOUND)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ from typing import Optional, Sequence
 import numpy as np
 
 from tensorflow_serving.apis import classification_pb2
-from tensorflow_serving.apis import model_pb2
 from tensorflow_serving.servables.tensorflow import saved_model_bundle
 from tensorflow_serving.servables.tensorflow import util
 from tensorflow_serving.util import status
@@ -74,16 +73,6 @@ def pre_process_classification(
       if key in outputs
   ]
   return signature_def.inputs[util.CLASSIFY_INPUTS].name, output_names
-
-
-def get_classification_signature(
-    bundle: saved_model_bundle.SavedModelBundle,
-    model_spec: model_pb2.ModelSpec,
-    method_name_check: bool = False) -> _Signature:
-  """Returns the requested signature if it can classify."""
-  return util.find_signature_for_method(
-      bundle.signatures, model_spec, util.CLASSIFY_METHOD_NAME, "classification",
-      method_name_check, pre_process_classification)
 
 
 def _check_output(array: np.ndarray, what: str, want_dtype: str,
@@ -161,24 +150,10 @@ def post_process_classification_result(
         classes_proto.add(score=score)
 
 
-def run_classify(
-    bundle: saved_model_bundle.SavedModelBundle,
-    request: classification_pb2.ClassificationRequest,
-    servable_version: Optional[int],
-    *,
-    method_name_check: bool = False,
-) -> classification_pb2.ClassificationResponse:
-  """Runs a ClassificationRequest; the response echoes name, signature, version."""
-  signature = get_classification_signature(bundle, request.model_spec,
-                                           method_name_check)
-  input_name, output_names = pre_process_classification(
-      signature, method_name_check)
-  response = classification_pb2.ClassificationResponse()
-  util.make_model_spec(response.model_spec, request.model_spec.name,
-                       request.model_spec.signature_name, servable_version)
-  examples = util.input_to_serialized_examples(request.input)
-  outputs = util.run_and_record(bundle, request.model_spec.name, "Classify",
-                                (input_name,), [examples], tuple(output_names))
-  post_process_classification_result(signature, len(examples), output_names,
-                                     outputs, response.result)
-  return response
+# run_classify(bundle, request, version, *, method_name_check=False,
+# deadline=None) runs a ClassificationRequest (util.ExampleApi.run).
+run_classify = util.ExampleApi("Classify", util.CLASSIFY_METHOD_NAME,
+                               "classification",
+                               classification_pb2.ClassificationResponse,
+                               pre_process_classification,
+                               post_process_classification_result).run

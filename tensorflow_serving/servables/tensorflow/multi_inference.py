@@ -29,8 +29,11 @@ def run_multi_inference(
     servable_version: Optional[int],
     *,
     method_name_check: bool = False,
+    deadline: Optional[float] = None,
 ) -> inference_pb2.MultiInferenceResponse:
   """Runs every task of a MultiInferenceRequest on one bundle.
+
+  `deadline` (time.monotonic() seconds, or None) bounds the model run.
 
   Raises:
     ServingError: INVALID_ARGUMENT for inconsistent tasks, UNIMPLEMENTED for a
@@ -81,7 +84,8 @@ def run_multi_inference(
   feed_names = tuple(sorted(feeds))
   fetch_names = tuple(sorted(fetches))
   examples = util.input_to_serialized_examples(request.input)
-  outputs = bundle.run(feed_names, [examples] * len(feed_names), fetch_names)
+  outputs = bundle.run(feed_names, [examples] * len(feed_names), fetch_names,
+                       deadline)
 
   response = inference_pb2.MultiInferenceResponse()
   for task, signature_name, signature in plans:

@@ -124,23 +124,6 @@ def _proto_to_array(signature: _Signature):
   return to_array
 
 
-def _ndarray_checked(signature: _Signature):
-  """Checker of already-decoded arrays for one signature."""
-
-  def to_array(alias: str, array: np.ndarray) -> np.ndarray:
-    expected = signature.input_dtypes[alias]
-    if expected:
-      try:
-        actual = tensor_codec.from_numpy_dtype(array.dtype)
-      except status.ServingError as e:
-        raise e.with_prefix(f"tensor parsing error: {alias}: ") from None
-      if actual != expected:
-        raise _type_mismatch(signature, alias, actual, expected)
-    return array
-
-  return to_array
-
-
 def _output_aliases(signature: _Signature,
                     output_filter: Sequence[str]) -> tuple[str, ...]:
   """The aliases to fetch: output_filter (checked) or all, check 6."""
@@ -160,7 +143,8 @@ def _output_aliases(signature: _Signature,
 
 def _run(bundle: saved_model_bundle.SavedModelBundle, signature: _Signature,
          feeds: list[np.ndarray], aliases: tuple[str, ...],
-         model_name: str) -> list[np.ndarray]:
+         model_name: str, version: Optional[int],
+         deadline: Optional[float]) -> list[np.ndarray]:
   if signature.unsupported:
     raise status.unimplemented(
         f"Signature {signature.name} cannot be run: {signature.unsupported}")
@@ -169,7 +153,8 @@ def _run(bundle: saved_model_bundle.SavedModelBundle, signature: _Signature,
   else:
     fetch_names = tuple(signature.output_names[a] for a in aliases)
   return util.run_and_record(bundle, model_name, "Predict",
-                             signature.feed_names, feeds, fetch_names)
+                             signature.feed_names, feeds, fetch_names,
+                             version, signature.name, deadline=deadline)
 
 
 def run_predict(
@@ -179,6 +164,7 @@ def run_predict(
     *,
     method_name_check: bool = False,
     tensor_content: bool = False,
+    deadline: Optional[float] = None,
 ) -> predict_pb2.PredictResponse:
   """Runs a PredictRequest.
 
@@ -190,6 +176,8 @@ def run_predict(
     method_name_check: --enable_signature_method_name_check.
     tensor_content: --enable_serialization_as_tensor_content: outputs in
       tensor_content instead of the typed fields.
+    deadline: the request's deadline (time.monotonic() seconds), which
+      bounds the model run; None: none.
 
   Returns:
     The response, with model_spec {name, version, signature_name}.
@@ -202,7 +190,8 @@ def run_predict(
   signature = get_predict_signature(bundle, signature_name, method_name_check)
   feeds = _collect_feeds(signature, request.inputs, _proto_to_array(signature))
   aliases = _output_aliases(signature, request.output_filter)
-  outputs = _run(bundle, signature, feeds, aliases, request.model_spec.name)
+  outputs = _run(bundle, signature, feeds, aliases, request.model_spec.name,
+                 servable_version, deadline)
 
   response = predict_pb2.PredictResponse()
   util.make_model_spec(response.model_spec, request.model_spec.name,
@@ -213,32 +202,3 @@ def run_predict(
         array, response_outputs[alias], as_tensor_content=tensor_content)
   return response
 
-
-def run_predict_arrays(
-    bundle: saved_model_bundle.SavedModelBundle,
-    signature_name: str,
-    inputs: Mapping[str, np.ndarray],
-    output_filter: Sequence[str] = (),
-    *,
-    method_name_check: bool = False,
-    model_name: str = "",
-) -> dict[str, np.ndarray]:
-  """Predict on already-decoded arrays (for the REST API): same checks.
-
-  Args:
-    bundle: the loaded model.
-    signature_name: "" means serving_default.
-    inputs: alias -> array.
-    output_filter: aliases to return; all when empty.
-    method_name_check: --enable_signature_method_name_check.
-    model_name: for the runtime_latency metric.
-
-  Returns:
-    alias -> output array.
-  """
-  signature_name = signature_name or util.DEFAULT_SERVING_SIGNATURE_DEF_KEY
-  signature = get_predict_signature(bundle, signature_name, method_name_check)
-  feeds = _collect_feeds(signature, inputs, _ndarray_checked(signature))
-  aliases = _output_aliases(signature, output_filter)
-  outputs = _run(bundle, signature, feeds, aliases, model_name)
-  return {alias: np.asarray(array) for alias, array in zip(aliases, outputs)}

@@ -74,7 +74,10 @@ class PredictTest(parameterized.TestCase):
     self.assertEqual(y.tensor_content, b"")
 
   def test_runtime_latency_recorded(self):
-    cell = metrics.RUNTIME_LATENCY.get_cell("half", "Predict", "TF1")
+    # Labelled with the version and the signature that ran (not in
+    # upstream).
+    cell = metrics.RUNTIME_LATENCY.get_cell("half", "Predict", "TF1", "7",
+                                            "serving_default")
     before = cell.snapshot()[2]
     self._predict("tf1", _request(x=np.array([[1.0]], np.float32)))
     self.assertEqual(cell.snapshot()[2], before + 1)
@@ -221,21 +224,6 @@ class PredictTest(parameterized.TestCase):
         "Expected prediction signature method_name to be one of "
         "{tensorflow/serving/predict, tensorflow/serving/classify, "
         "tensorflow/serving/regress}. Was: my/method")
-
-  @parameterized.parameters(*_KINDS)
-  def test_predict_arrays(self, kind):
-    outputs = predict_util.run_predict_arrays(
-        self.bundles[kind], "", {"x": np.array([[4.0]], np.float32)})
-    np.testing.assert_array_equal(outputs["y"], [[4.0]])
-    with self.assertRaises(status.ServingError) as ctx:
-      predict_util.run_predict_arrays(self.bundles[kind], "",
-                                      {"x": np.array([[4]])})
-    self.assertIn("Expects arg[0] to be float but int64 is provided",
-                  ctx.exception.message)
-    with self.assertRaises(status.ServingError) as ctx:
-      predict_util.run_predict_arrays(self.bundles[kind], "sum_and_diff",
-                                      {"a": np.zeros(1, np.float32)})
-    self.assertIn("Missing but required: {b}", ctx.exception.message)
 
 
 if __name__ == "__main__":

@@ -6,11 +6,10 @@ tf.Examples), and has one output, "outputs" (DT_FLOAT, [batch] or
 --enable_signature_method_name_check is set. Codes and texts are upstream's.
 """
 
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from tensorflow_serving.apis import model_pb2
 from tensorflow_serving.apis import regression_pb2
 from tensorflow_serving.servables.tensorflow import saved_model_bundle
 from tensorflow_serving.servables.tensorflow import util
@@ -48,16 +47,6 @@ def pre_process_regression(
         f"No regression outputs found in SignatureDef: {signature_def}")
   return (signature_def.inputs[util.REGRESS_INPUTS].name,
           [signature_def.outputs[util.REGRESS_OUTPUTS].name])
-
-
-def get_regression_signature(
-    bundle: saved_model_bundle.SavedModelBundle,
-    model_spec: model_pb2.ModelSpec,
-    method_name_check: bool = False) -> _Signature:
-  """Returns the requested signature if it can regress."""
-  return util.find_signature_for_method(
-      bundle.signatures, model_spec, util.REGRESS_METHOD_NAME, "regression",
-      method_name_check, pre_process_regression)
 
 
 def post_process_regression_result(
@@ -109,24 +98,10 @@ def post_process_regression_result(
     regressions.add(value=value)
 
 
-def run_regress(
-    bundle: saved_model_bundle.SavedModelBundle,
-    request: regression_pb2.RegressionRequest,
-    servable_version: Optional[int],
-    *,
-    method_name_check: bool = False,
-) -> regression_pb2.RegressionResponse:
-  """Runs a RegressionRequest; the response echoes name, signature, version."""
-  signature = get_regression_signature(bundle, request.model_spec,
-                                       method_name_check)
-  input_name, output_names = pre_process_regression(signature,
-                                                    method_name_check)
-  response = regression_pb2.RegressionResponse()
-  util.make_model_spec(response.model_spec, request.model_spec.name,
-                       request.model_spec.signature_name, servable_version)
-  examples = util.input_to_serialized_examples(request.input)
-  outputs = util.run_and_record(bundle, request.model_spec.name, "Regress",
-                                (input_name,), [examples], tuple(output_names))
-  post_process_regression_result(signature, len(examples), output_names,
-                                 outputs, response.result)
-  return response
+# Regress, the tf.Example API with one float per example: run_regress(bundle,
+# request, version, *, method_name_check=False, deadline=None)
+# (util.ExampleApi.run).
+run_regress = util.ExampleApi(
+    "Regress", util.REGRESS_METHOD_NAME, "regression",
+    regression_pb2.RegressionResponse, pre_process_regression,
+    post_process_regression_result).run

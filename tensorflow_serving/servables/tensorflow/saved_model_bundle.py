@@ -14,9 +14,35 @@ run takes microseconds, the hand-off and the pool's spinning threads cost
 several times the run itself (docs/performance.md). Each op still uses the
 intra-op pool, and concurrent requests still run in parallel.
 
+Deadlines. run(deadline=...) bounds the TensorFlow run by the request's
+deadline, as upstream sets RunOptions.timeout_in_ms from the gRPC deadline
+or --rest_api_timeout_in_ms: when it passes, TensorFlow cancels the run
+(its loops and queues check the step's cancellation) and the call fails
+with DEADLINE_EXCEEDED. TensorFlow only honours the timeout when the run
+is handed to a thread pool, never for a run in the calling thread (measured:
+a 300 ms timeout on a run in the caller's thread does nothing); so a run
+with a deadline is a "timed" run (a TF_SessionRun with per-call RunOptions:
+timeout_in_ms, the session's inter-op pool), which costs the pool hand-off
+(about 15-20 us of CPU, docs/performance.md). To keep that off the common
+path, each prepared callable learns how long its runs take (_RunPath): once
+16 of its runs took under 1 ms each and no untimed run used 20 ms of CPU
+or more, a call whose deadline is at least 100 ms away runs in the calling
+thread, untimed, as before (such a run cannot outlive that deadline); every
+other call with a deadline is timed. One untimed run of 20 ms or more makes
+every later call with a deadline on that callable timed, for good (measured
+in the calling thread's CPU time, which waits for the interpreter lock or a
+core on a busy machine do not inflate; see _RunPath). What this does not bound: on a
+callable proven fast, the first run that turns out slow (a model whose cost
+depends on its input) is not cut off; the ones after it are. With an
+inter-op pool configured (runs_in_caller_thread() false) every call with a
+deadline is timed: the hand-off is paid anyway.
+
 SavedModelBundle.run() is the model-run step: tensor names and arrays in,
 arrays out, nothing else. Predict, Classify, Regress and MultiInference all go
-through it, so batching can wrap this one function later.
+through it. Batching is decided when the bundle is built: given a `batcher`,
+run() queues each call on the batch scheduler (batching_session.
+BatchingRunner) instead of running it at once; the bundle never changes its
+run step afterwards.
 
 TF1 SavedModels (SavedModelBuilder) and TF2 ones (tf.saved_model.save, Keras
 model.export) load the same way: TF2 exports keep a MetaGraphDef with
@@ -24,16 +50,20 @@ signature_defs that a TF1 session runs, which is how upstream serves them.
 """
 
 import dataclasses
+import math
 import os
 import threading
-from typing import Mapping, Optional, Sequence
+import time
+from typing import Callable, Mapping, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from tensorflow.core.protobuf import config_pb2
 from tensorflow.core.protobuf import meta_graph_pb2
+from tensorflow.python.client import pywrap_tf_session
 from tensorflow.python.saved_model import loader_impl
+from tensorflow_serving.servables.tensorflow import batching_session
 from tensorflow_serving.servables.tensorflow import util
 from tensorflow_serving.util import status
 from tensorflow_serving.util import tensor_codec
@@ -127,8 +157,72 @@ def runs_in_caller_thread(
           not session_config.use_per_session_threads)
 
 
+# Given the bundle's unbatched run step, returns its batched twin (e.g.
+# batching_parameters_util.wrap_bundle_run_for_batching on a scheduler).
+Batcher = Callable[[batching_session.BundleRunFn],
+                   batching_session.BatchingRunner]
+
+
+class _RunPath:
+  """Decides, per call with a deadline, between an untimed and a timed run.
+
+  See the module doc ("Deadlines"). Fed with every run's duration, from any
+  thread; the counters are updated without a lock (a lost update only
+  delays or hastens the switch by a run).
+
+  An untimed run is measured in the CPU time of the calling thread, which
+  runs its ops (and takes its share of an op split over the intra-op pool,
+  so that it keeps pace with the run's wall time): unlike wall time, it does
+  not grow while the thread waits for the interpreter lock or for a core on
+  a loaded machine, so a busy server does not mistake a fast model for a
+  slow one. A timed run's ops run on the pool, so it is measured in wall
+  time, and only ever counts as fast (it is bounded anyway).
+  """
+
+  # A run shorter than this counts as fast; at 1 ms the timed run's
+  # hand-off (15-40 us) would cost a few percent of a run.
+  FAST_RUN_SECONDS = 0.001
+  # An untimed run using this much CPU or more makes the callable's calls
+  # with a deadline timed for good (well below the margin below).
+  SLOW_RUN_SECONDS = 0.02
+  # Fast runs (in all) before calls with a deadline may run untimed.
+  PROVEN_RUNS = 16
+  # A call whose deadline is nearer than this is timed whatever the history:
+  # an untimed run shorter than SLOW_RUN_SECONDS cannot outlive it.
+  MIN_UNTIMED_REMAINING_SECONDS = 0.1
+
+  __slots__ = ("fast_runs", "slow")
+
+  def __init__(self) -> None:
+    self.fast_runs = 0
+    self.slow = False
+
+  def untimed_run(self, cpu_seconds: float) -> None:
+    """Notes the CPU time one untimed run took on its thread."""
+    if cpu_seconds < self.FAST_RUN_SECONDS:
+      self.fast_runs += 1
+    elif cpu_seconds >= self.SLOW_RUN_SECONDS:
+      self.slow = True
+
+  def timed_run(self, seconds: float) -> None:
+    """Notes the wall time one timed run took."""
+    if seconds < self.FAST_RUN_SECONDS:
+      self.fast_runs += 1
+
+  def timed(self, remaining: float) -> bool:
+    """True: run with a timeout; False: run in the calling thread, untimed
+    (the callable's runs are short, and the deadline is far)."""
+    return (self.slow or self.fast_runs < self.PROVEN_RUNS or
+            remaining < self.MIN_UNTIMED_REMAINING_SECONDS)
+
+
 class _Runner:
-  """A callable for one feed/fetch set; fetches duplicate names only once."""
+  """A callable for one feed/fetch set; fetches duplicate names only once.
+
+  run(feeds) runs it untimed; run_before(feeds, deadline, ...) runs the same
+  feeds and fetches so that the run stops at the deadline (see the module
+  doc).
+  """
 
   def __init__(self, session: tf.compat.v1.Session, feed_names: Sequence[str],
                fetch_names: Sequence[str], in_caller_thread: bool) -> None:
@@ -140,11 +234,79 @@ class _Runner:
     # pylint: disable=protected-access
     self.call = session._make_callable_from_options(options)
     # pylint: enable=protected-access
+    self.session = session
+    self.feed_names = tuple(feed_names)
+    self.unique_fetch_names = tuple(unique)
+    # The TF_Outputs of the timed run, made on its first use.
+    self._timed_args: Optional[tuple[list, list]] = None
+    self.path = _RunPath()
     if len(unique) == len(fetch_names):
       self.gather = None
     else:
       position = {n: i for i, n in enumerate(unique)}
       self.gather = [position[n] for n in fetch_names]
+
+  def run(self, feeds: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Runs untimed, noting the CPU time the run took."""
+    start = time.thread_time_ns()
+    try:
+      return self.call(*feeds)
+    finally:
+      self.path.untimed_run((time.thread_time_ns() - start) * 1e-9)
+
+  def run_before(self, feeds: Sequence[np.ndarray], deadline: float,
+                 untimed_allowed: bool) -> list[np.ndarray]:
+    """Runs so that the run stops at `deadline` (see the module doc).
+
+    untimed_allowed: the callable runs in the calling thread, so a run
+    proven fast may skip the timeout (with an inter-op pool, the timeout
+    costs nothing and every run gets it).
+    """
+    start = time.monotonic()
+    remaining = deadline - start
+    if untimed_allowed and not self.path.timed(remaining):
+      return self.run(feeds)
+    if remaining <= 0:
+      raise status.deadline_exceeded(
+          "Deadline exceeded before the model run started")
+    first = self._timed_args is None
+    try:
+      return self._call_timed(feeds, math.ceil(remaining * 1000))
+    finally:
+      # The first timed run also builds TensorFlow's executors for it: its
+      # time says nothing about the model.
+      if not first:
+        self.path.timed_run(time.monotonic() - start)
+
+  def _call_timed(self, feeds: Sequence[np.ndarray],
+                  timeout_ms: int) -> list[np.ndarray]:
+    """Runs with RunOptions.timeout_in_ms on the session's inter-op pool.
+
+    The callable's RunOptions are fixed when it is made, so this goes
+    through TF_SessionRun, whose RunOptions are per call (the same C++
+    Session::Run: feeds are not checked against static shapes either).
+    TensorFlow makes (and keeps) a second set of executors for it.
+    """
+    args = self._timed_args
+    if args is None:
+      graph = self.session.graph
+      # pylint: disable=protected-access
+      args = ([graph.get_tensor_by_name(n)._as_tf_output()
+               for n in self.feed_names],
+              [graph.get_tensor_by_name(n)._as_tf_output()
+               for n in self.unique_fetch_names])
+      # pylint: enable=protected-access
+      self._timed_args = args
+    feed_outputs, fetch_outputs = args
+    run_options = pywrap_tf_session.TF_NewBufferFromString(
+        config_pb2.RunOptions(timeout_in_ms=timeout_ms).SerializeToString())
+    try:
+      # pylint: disable=protected-access
+      return self.session._call_tf_sessionrun(
+          run_options, dict(zip(feed_outputs, feeds)), fetch_outputs, [], None)
+      # pylint: enable=protected-access
+    finally:
+      pywrap_tf_session.TF_DeleteBuffer(run_options)
 
 
 class SavedModelBundle:
@@ -158,7 +320,8 @@ class SavedModelBundle:
   def __init__(self, session: tf.compat.v1.Session,
                meta_graph_def: meta_graph_pb2.MetaGraphDef,
                export_dir: str = "",
-               run_in_caller_thread: bool = True) -> None:
+               run_in_caller_thread: bool = True,
+               batcher: Optional[Batcher] = None) -> None:
     """Args:
 
     session: the session the SavedModel was loaded into.
@@ -167,6 +330,7 @@ class SavedModelBundle:
     run_in_caller_thread: run each request's ops in the calling thread
       rather than in the session's inter-op pool (see the module doc;
       runs_in_caller_thread(session_config) decides it at load).
+    batcher: makes run() batch (see the module doc); None: no batching.
     """
     self.session = session
     self.meta_graph_def = meta_graph_def
@@ -180,6 +344,8 @@ class SavedModelBundle:
     # (feed names, fetch names) -> _Runner. Written under self._mu, read
     # without it (a dict lookup is atomic).
     self._runners: dict[tuple[tuple[str, ...], tuple[str, ...]], _Runner] = {}
+    self._batched_run: Optional[batching_session.BatchingRunner] = (
+        batcher(self._run_now) if batcher is not None else None)
 
   def prepare(self) -> None:
     """Makes the callable of every runnable signature (all inputs, outputs).
@@ -214,7 +380,8 @@ class SavedModelBundle:
     return runner
 
   def run(self, feed_names: tuple[str, ...], feeds: Sequence[np.ndarray],
-          fetch_names: tuple[str, ...]) -> list[np.ndarray]:
+          fetch_names: tuple[str, ...],
+          deadline: Optional[float] = None) -> list[np.ndarray]:
     """Runs the graph: the model-run step every API goes through.
 
     Args:
@@ -222,16 +389,32 @@ class SavedModelBundle:
       feeds: the arrays, fed as they are (no shape check against the graph's
         placeholders, as upstream).
       fetch_names: tensor names to fetch (repeats allowed).
+      deadline: the request's absolute deadline (time.monotonic() seconds),
+        or None; the run is cut off when it passes (see the module doc).
 
     Returns:
       One array per fetch name, in order.
 
     Raises:
-      ServingError: with TensorFlow's code and message when the run fails.
+      ServingError: with TensorFlow's code and message when the run fails
+        (DEADLINE_EXCEEDED when the deadline cut it off); with batching,
+        also the batching errors (a full queue: UNAVAILABLE).
     """
+    batched = self._batched_run
+    if batched is not None:
+      return batched(feed_names, feeds, fetch_names, deadline)
+    return self._run_now(feed_names, feeds, fetch_names, deadline)
+
+  def _run_now(self, feed_names: tuple[str, ...], feeds: Sequence[np.ndarray],
+               fetch_names: tuple[str, ...],
+               deadline: Optional[float] = None) -> list[np.ndarray]:
+    """run() without batching (what a batch thread calls with a batch)."""
     try:
       runner = self._runner(feed_names, fetch_names)
-      outputs = runner.call(*feeds)
+      if deadline is None:
+        outputs = runner.run(feeds)
+      else:
+        outputs = runner.run_before(feeds, deadline, self.run_in_caller_thread)
     except tf.errors.OpError as e:
       message = e.message
       if (isinstance(e, tf.errors.InvalidArgumentError) and
@@ -268,22 +451,9 @@ class SavedModelBundle:
                 f"{util.dtype_string(actual)} is provided")
     return None
 
-  def enable_batching(self, make_batched_run) -> None:
-    """Routes every run() through a batching wrapper of the plain run step.
-
-    Args:
-      make_batched_run: called with the unbatched run; returns a callable
-        with the same signature and a close() method, which close() calls
-        before the session closes (e.g.
-        batching_parameters_util.wrap_bundle_run_for_batching).
-    """
-    batched = make_batched_run(self.run)
-    self._batched_run = batched
-    self.run = batched  # Instance attribute: every API's run() now batches.
-
   def close(self) -> None:
     """Releases the callables (and batching queues) and closes the session."""
-    batched = getattr(self, "_batched_run", None)
+    batched = self._batched_run
     if batched is not None:
       batched.close()
     with self._mu:
@@ -301,6 +471,7 @@ def load_saved_model_bundle(
     export_dir: str,
     tags: Sequence[str] = ("serve",),
     session_config: Optional[config_pb2.ConfigProto] = None,
+    batcher: Optional[Batcher] = None,
 ) -> SavedModelBundle:
   """Loads the SavedModel at export_dir into a new session.
 
@@ -308,6 +479,7 @@ def load_saved_model_bundle(
     export_dir: the version directory (holds saved_model.pb).
     tags: the MetaGraphDef's tag set (--saved_model_tags).
     session_config: the session's ConfigProto (thread pools etc.).
+    batcher: batch the bundle's runs (see SavedModelBundle); None: don't.
 
   Returns:
     The bundle, with its callables prepared.
@@ -338,7 +510,8 @@ def load_saved_model_bundle(
     graph.finalize()
     bundle = SavedModelBundle(
         session, meta_graph_def, export_dir,
-        run_in_caller_thread=runs_in_caller_thread(session_config))
+        run_in_caller_thread=runs_in_caller_thread(session_config),
+        batcher=batcher)
     bundle.prepare()
     return bundle
   except status.ServingError:
@@ -346,9 +519,9 @@ def load_saved_model_bundle(
     raise
   except tf.errors.OpError as e:
     session.close()
-    raise status.ServingError(e.error_code, e.message) from e
+    raise status.from_exception(e) from e
   except Exception as e:  # pylint: disable=broad-except
     session.close()
-    raise status.unknown(
-        f"Failed to load SavedModel at {export_dir}: {e}") from e
+    raise status.from_exception(e).with_prefix(
+        f"Failed to load SavedModel at {export_dir}: ") from e
 

@@ -4,10 +4,20 @@ The "tensorflow" platform's adapter: the file system source emits a version
 directory per aspired version; this adapter turns each into a Loader that,
 when the manager loads it, reads the SavedModel into a TensorFlow session and
 exposes it as a SavedModelServable. convert() itself is cheap (it must not
-load). The resource estimate is 1.2x the files' size, as upstream.
+load). Its options come from the platform's SessionBundleConfig
+(model_servers/platform_config_util), whether the server's flags or
+--platform_config_file wrote it; with a batch scheduler, each bundle is built
+batching.
+
+The loaders make no resource estimate: no manager here asks for one (there
+is no memory limit to check it against; upstream's is unlimited unless a
+program sets it), and upstream's estimate walks the version directory, which
+would cost a listing of every file of every version on object stores for a
+figure nobody reads.
 """
 
 import dataclasses
+import functools
 import time
 from typing import Any, Optional, Sequence
 
@@ -19,7 +29,6 @@ from tensorflow_serving.core import servable_id as servable_id_lib
 from tensorflow_serving.core import simple_loader
 from tensorflow_serving.core import source_adapter
 from tensorflow_serving.servables.tensorflow import batching_parameters_util
-from tensorflow_serving.servables.tensorflow import bundle_factory_util
 from tensorflow_serving.servables.tensorflow import saved_model_bundle
 from tensorflow_serving.servables.tensorflow import saved_model_servable
 from tensorflow_serving.servables.tensorflow import saved_model_warmup
@@ -38,16 +47,11 @@ class SavedModelBundleSourceAdapterOptions:
   Attributes:
     saved_model_tags: the MetaGraphDef tag set to load (--saved_model_tags,
       see parse_saved_model_tags).
-    session_parallelism: --tensorflow_session_parallelism (0: auto).
-    intra_op_parallelism: --tensorflow_intra_op_parallelism (0: auto).
-    inter_op_parallelism: --tensorflow_inter_op_parallelism (0: auto).
-      Setting all three thread flags is an error (see
-      bundle_factory_util.build_session_config).
-    session_config: a base ConfigProto (--tensorflow_session_config_file);
-      the thread flags override its thread counts when set.
+    session_config: every session's ConfigProto (None: TensorFlow's
+      defaults).
     enable_signature_method_name_check: --enable_signature_method_name_check.
-    batch_scheduler: the server's one SharedBatchScheduler (--enable_batching);
-      None: no batching.
+    batch_scheduler: the platform's SharedBatchScheduler, which its owner
+      (platform_config_util.PlatformAdapters) stops; None: no batching.
     batching_parameters: the BatchingParameters its queues use.
     enable_model_warmup: replay the version's assets.extra/
       tf_serving_warmup_requests before it serves (--enable_model_warmup);
@@ -57,9 +61,6 @@ class SavedModelBundleSourceAdapterOptions:
   """
 
   saved_model_tags: Sequence[str] = ("serve",)
-  session_parallelism: int = 0
-  intra_op_parallelism: int = 0
-  inter_op_parallelism: int = 0
   session_config: Optional[config_pb2.ConfigProto] = None
   enable_signature_method_name_check: bool = False
   batch_scheduler: Optional[Any] = None
@@ -78,14 +79,15 @@ class SavedModelBundleSourceAdapter(source_adapter.SourceAdapter[
   def __init__(self,
                options: SavedModelBundleSourceAdapterOptions = (
                    SavedModelBundleSourceAdapterOptions())) -> None:
-    """Raises ServingError INVALID_ARGUMENT for conflicting thread flags."""
     super().__init__()
     self._tags = tuple(options.saved_model_tags)
-    self._session_config = bundle_factory_util.build_session_config(
-        options.session_parallelism, options.intra_op_parallelism,
-        options.inter_op_parallelism, options.session_config)
-    self._batch_scheduler = options.batch_scheduler
-    self._batching_parameters = options.batching_parameters
+    self._session_config = options.session_config
+    self._batcher: Optional[saved_model_bundle.Batcher] = None
+    if options.batch_scheduler is not None:
+      self._batcher = functools.partial(
+          batching_parameters_util.wrap_bundle_run_for_batching,
+          scheduler=options.batch_scheduler,
+          params=options.batching_parameters)
     self._enable_model_warmup = options.enable_model_warmup
     self._model_warmup_options = (options.model_warmup_options or
                                   saved_model_warmup.ModelWarmupOptions())
@@ -94,7 +96,7 @@ class SavedModelBundleSourceAdapter(source_adapter.SourceAdapter[
             options.enable_signature_method_name_check))
 
   @property
-  def session_config(self) -> config_pb2.ConfigProto:
+  def session_config(self) -> Optional[config_pb2.ConfigProto]:
     """The ConfigProto every session gets (for tests and logs)."""
     return self._session_config
 
@@ -103,8 +105,6 @@ class SavedModelBundleSourceAdapter(source_adapter.SourceAdapter[
     path = data
     return simple_loader.SimpleLoader(
         creator=lambda: self._load(servable_id, path),
-        resource_estimate=(
-            lambda: bundle_factory_util.estimate_resource_from_path(path)),
         unloader=lambda servable: servable.close())
 
   def _load(self, servable_id: servable_id_lib.ServableId,
@@ -114,14 +114,10 @@ class SavedModelBundleSourceAdapter(source_adapter.SourceAdapter[
     start = time.monotonic()
     try:
       bundle = saved_model_bundle.load_saved_model_bundle(
-          path, self._tags, self._session_config)
+          path, self._tags, self._session_config, self._batcher)
     except Exception:
       metrics.record_load_attempt(path, ok=False)
       raise
-    if self._batch_scheduler is not None:
-      bundle.enable_batching(
-          lambda run: batching_parameters_util.wrap_bundle_run_for_batching(
-              run, self._batch_scheduler, self._batching_parameters))
     latency_us = (time.monotonic() - start) * 1e6
     metrics.record_load_attempt(path, ok=True, latency_us=latency_us)
     logging.info("SavedModel load for tags { %s }; Status: success: OK. "

@@ -6,15 +6,16 @@ import numpy as np
 from absl.testing import absltest
 from absl.testing import parameterized
 
+from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.core import servable_data
 from tensorflow_serving.core import servable_id
-from tensorflow_serving.servables.tensorflow import bundle_factory_util
 from tensorflow_serving.servables.tensorflow import saved_model_bundle_source_adapter as adapter_lib
 from tensorflow_serving.servables.tensorflow import saved_model_servable
 from tensorflow_serving.servables.tensorflow.test_util import half_plus_two
 from tensorflow_serving.servables.tensorflow.test_util import requests
 from tensorflow_serving.util import metrics
 from tensorflow_serving.util import status
+from tensorflow_serving.util import tensor_codec
 
 _Adapter = adapter_lib.SavedModelBundleSourceAdapter
 
@@ -35,15 +36,17 @@ class SourceAdapterTest(parameterized.TestCase):
   def test_loader_lifecycle(self, kind):
     path = self.paths[kind]
     loader = _Adapter().convert(servable_id.ServableId("half", 1), path)
-    self.assertEqual(
-        loader.estimate_resources(),
-        int(bundle_factory_util.model_disk_size(path) * 1.2))
     loader.load()
     servable = loader.servable()
     self.assertIsInstance(servable, saved_model_servable.SavedModelServable)
     self.assertEqual(servable.version, 1)
-    outputs = servable.predict_arrays("", {"x": np.array([[4.0]], np.float32)})
-    self.assertEqual(list(outputs.values())[0].tolist(), [[4.0]])
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "half"
+    request.inputs["x"].CopyFrom(tensor_codec.ndarray_to_tensor_proto(
+        np.array([[4.0]], np.float32)))
+    output, = servable.predict(request).outputs.values()
+    self.assertEqual(
+        tensor_codec.tensor_proto_to_ndarray(output).tolist(), [[4.0]])
     session = servable.bundle.session
     loader.unload()
     self.assertTrue(session._closed)  # pylint: disable=protected-access
@@ -66,8 +69,6 @@ class SourceAdapterTest(parameterized.TestCase):
       loader.load()
     self.assertEqual(ctx.exception.code, status.Code.NOT_FOUND)
     self.assertEqual(failed.value(), before + 1)
-    with self.assertRaises(status.ServingError):
-      loader.estimate_resources()
 
   def test_adapt_passes_loaders_on(self):
     adapter = _Adapter()
@@ -92,15 +93,6 @@ class SourceAdapterTest(parameterized.TestCase):
       loader.load()
     self.assertEqual(ctx.exception.code, status.Code.NOT_FOUND)
     self.assertIn("{ tpu serve }", ctx.exception.message)
-
-  def test_thread_options(self):
-    adapter = _Adapter(_Adapter.Options(session_parallelism=2))
-    self.assertEqual(adapter.session_config.intra_op_parallelism_threads, 2)
-    self.assertEqual(adapter.session_config.inter_op_parallelism_threads, 2)
-    with self.assertRaises(status.ServingError):
-      _Adapter(_Adapter.Options(session_parallelism=1,
-                                intra_op_parallelism=1,
-                                inter_op_parallelism=1))
 
   def test_method_name_check_option(self):
     loader = _Adapter(_Adapter.Options(

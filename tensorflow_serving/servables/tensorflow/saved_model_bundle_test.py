@@ -5,6 +5,7 @@ class) and runs them through the bundle's callables.
 """
 
 import os
+import time
 
 import numpy as np
 from absl.testing import absltest
@@ -12,6 +13,7 @@ from absl.testing import parameterized
 
 from tensorflow.core.protobuf import config_pb2
 from tensorflow_serving.servables.tensorflow import saved_model_bundle
+from tensorflow_serving.servables.tensorflow.test_util import busy_model
 from tensorflow_serving.servables.tensorflow.test_util import half_plus_two
 from tensorflow_serving.util import status
 
@@ -165,6 +167,122 @@ class LoadErrorsTest(absltest.TestCase):
     pools = config_pb2.ConfigProto()
     pools.session_inter_op_thread_pool.add(num_threads=2)
     self.assertFalse(decide(pools))
+
+
+class RunPathTest(absltest.TestCase):
+  """When a call with a deadline may run untimed (saved_model_bundle doc)."""
+
+  def test_timed_until_proven_fast(self):
+    path = saved_model_bundle._RunPath()  # pylint: disable=protected-access
+    for _ in range(path.PROVEN_RUNS - 1):
+      path.timed_run(0.0001)
+      # Runs between fast and slow are no evidence either way, and a slow
+      # timed run (it may have waited for a core) demotes nothing.
+      path.timed_run(path.FAST_RUN_SECONDS)
+      path.timed_run(10 * path.SLOW_RUN_SECONDS)
+      path.untimed_run(path.FAST_RUN_SECONDS)
+      self.assertTrue(path.timed(10.0))
+    path.untimed_run(0.0001)
+    self.assertFalse(path.timed(10.0))
+    # A deadline closer than the margin is timed all the same.
+    self.assertTrue(path.timed(path.MIN_UNTIMED_REMAINING_SECONDS / 2))
+
+  def test_one_slow_untimed_run_makes_it_timed_for_good(self):
+    path = saved_model_bundle._RunPath()  # pylint: disable=protected-access
+    for _ in range(path.PROVEN_RUNS):
+      path.timed_run(0.0001)
+    path.untimed_run(path.SLOW_RUN_SECONDS)
+    for _ in range(10 * path.PROVEN_RUNS):
+      path.timed_run(0.0001)
+      path.untimed_run(0.0001)
+    self.assertTrue(path.timed(1000.0))
+
+
+def _cpu_seconds() -> float:
+  """This process's CPU time, every thread (TensorFlow's pools too)."""
+  return time.process_time()
+
+
+class DeadlineTest(parameterized.TestCase):
+  """run(deadline=...) cuts the TensorFlow run off when the deadline passes."""
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    base = half_plus_two.fresh_dir("bundle_deadline")
+    cls.busy_dir = busy_model.write(os.path.join(base, "busy", "1"))
+    cls.half_dir = half_plus_two.write_tf1(os.path.join(base, "half", "1"))
+
+  def load(self, path, session_config=None):
+    bundle = saved_model_bundle.load_saved_model_bundle(
+        path, session_config=session_config)
+    self.addCleanup(bundle.close)
+    return bundle
+
+  def busy_run(self, bundle, seconds, deadline):
+    return bundle.run(("seconds:0",), [np.array([seconds], np.float64)],
+                      ("iterations:0",), deadline)
+
+  @parameterized.named_parameters(
+      ("caller_thread", None),
+      ("inter_op_pool",
+       config_pb2.ConfigProto(inter_op_parallelism_threads=2)))
+  def test_a_60_s_run_stops_at_its_deadline(self, session_config):
+    bundle = self.load(self.busy_dir, session_config)
+    self.assertGreater(self.busy_run(bundle, 0.01, None)[0][0], 0)
+    start = time.monotonic()
+    with self.assertRaises(status.ServingError) as ctx:
+      self.busy_run(bundle, 60.0, start + 0.3)
+    self.assertEqual(ctx.exception.code, status.Code.DEADLINE_EXCEEDED)
+    # Generous: the point is that it did not run for a minute.
+    self.assertLess(time.monotonic() - start, 10.0)
+    # Nothing keeps running after the call returned.
+    cpu = _cpu_seconds()
+    time.sleep(1.0)
+    self.assertLess(_cpu_seconds() - cpu, 0.5)
+
+  def test_a_deadline_already_passed_runs_nothing(self):
+    bundle = self.load(self.busy_dir)
+    with self.assertRaises(status.ServingError) as ctx:
+      self.busy_run(bundle, 60.0, time.monotonic() - 1)
+    self.assertEqual(ctx.exception.code, status.Code.DEADLINE_EXCEEDED)
+
+  def test_a_run_within_its_deadline_answers(self):
+    bundle = self.load(self.busy_dir)
+    out = self.busy_run(bundle, 0.2, time.monotonic() + 30)
+    self.assertGreater(out[0][0], 1)
+
+  def test_timed_and_untimed_runs_answer_alike(self):
+    bundle = self.load(self.half_dir)
+    x = np.array([[1.0], [4.0]], np.float32)
+    untimed_runs = 0
+    # Timed at first; once proven fast (a few dozen runs, more when the
+    # machine is busy), untimed.
+    for _ in range(2000):
+      y, y_again = bundle.run(("x:0",), [x], ("y:0", "y:0"),
+                              time.monotonic() + 30)
+      np.testing.assert_allclose(y, [[2.5], [4.0]])
+      np.testing.assert_allclose(y_again, [[2.5], [4.0]])
+      path = bundle._runners[(("x:0",), ("y:0", "y:0"))].path  # pylint: disable=protected-access
+      if not path.timed(30.0):
+        untimed_runs += 1
+        if untimed_runs == 3:
+          break
+    # half_plus_two runs in microseconds: its callable is proven fast.
+    self.assertEqual(untimed_runs, 3)
+    # Strings go through the timed run too.
+    greeting = bundle.run(("name_in:0",), [np.array([b"you"], object)],
+                          ("greeting:0",), time.monotonic() + 30)[0]
+    self.assertEqual(greeting.tolist(), [b"hi you"])
+
+  def test_a_timed_run_reports_a_wrong_dtype_as_upstream(self):
+    bundle = self.load(self.half_dir)
+    with self.assertRaises(status.ServingError) as ctx:
+      bundle.run(("x:0",), [np.array([[1]], np.int32)], ("y:0",),
+                 time.monotonic() + 30)
+    self.assertEqual(ctx.exception.code, status.Code.INVALID_ARGUMENT)
+    self.assertEqual(ctx.exception.message,
+                     "Expects arg[0] to be float but int32 is provided")
 
 
 if __name__ == "__main__":

@@ -2,11 +2,10 @@
 
 import dataclasses
 import threading
-from typing import Mapping, Sequence
-
-import numpy as np
+from typing import Mapping, Optional
 
 from google.protobuf import any_pb2
+from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import classification_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2
 from tensorflow_serving.apis import inference_pb2
@@ -20,6 +19,7 @@ from tensorflow_serving.servables.tensorflow import predict_util
 from tensorflow_serving.servables.tensorflow import regressor
 from tensorflow_serving.servables.tensorflow import saved_model_bundle
 from tensorflow_serving.servables.tensorflow import servable
+from tensorflow_serving.servables.tensorflow import util
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,45 +70,57 @@ class SavedModelServable(servable.Servable):
 
   @property
   def signatures(self) -> Mapping[str, saved_model_bundle.Signature]:
-    """Signature key -> resolved signature (for REST's JSON conversion)."""
+    """Signature key -> resolved signature."""
     return self._bundle.signatures
+
+  def get_signature_inputs(
+      self, signature_name: str
+  ) -> Optional[Mapping[str, meta_graph_pb2.TensorInfo]]:
+    signature = self._bundle.signatures.get(
+        signature_name or util.DEFAULT_SERVING_SIGNATURE_DEF_KEY)
+    return None if signature is None else signature.signature_def.inputs
+
+  # `deadline` bounds the TensorFlow run (SavedModelBundle.run: when it
+  # passes, the run is cancelled and the call is DEADLINE_EXCEEDED).
 
   def predict(self,
               request: predict_pb2.PredictRequest,
               *,
-              tensor_content: bool = False) -> predict_pb2.PredictResponse:
+              tensor_content: bool = False,
+              deadline: Optional[float] = None) -> predict_pb2.PredictResponse:
     return predict_util.run_predict(
         self._bundle, request, self._id.version,
-        method_name_check=self._check, tensor_content=tensor_content)
-
-  def predict_arrays(self,
-                     signature_name: str,
-                     inputs: Mapping[str, np.ndarray],
-                     output_filter: Sequence[str] = ()
-                    ) -> dict[str, np.ndarray]:
-    """Predict on decoded arrays, with Predict's checks (for the REST API)."""
-    return predict_util.run_predict_arrays(
-        self._bundle, signature_name, inputs, output_filter,
-        method_name_check=self._check, model_name=self._id.name)
+        method_name_check=self._check, tensor_content=tensor_content,
+        deadline=deadline)
 
   def classify(
-      self, request: classification_pb2.ClassificationRequest
+      self,
+      request: classification_pb2.ClassificationRequest,
+      *,
+      deadline: Optional[float] = None
   ) -> classification_pb2.ClassificationResponse:
     return classifier.run_classify(
-        self._bundle, request, self._id.version, method_name_check=self._check)
+        self._bundle, request, self._id.version, method_name_check=self._check,
+        deadline=deadline)
 
   def regress(
       self,
-      request: regression_pb2.RegressionRequest
-  ) -> regression_pb2.RegressionResponse:
+      request: regression_pb2.RegressionRequest,
+      *,
+      deadline: Optional[float] = None) -> regression_pb2.RegressionResponse:
     return regressor.run_regress(
-        self._bundle, request, self._id.version, method_name_check=self._check)
+        self._bundle, request, self._id.version, method_name_check=self._check,
+        deadline=deadline)
 
   def multi_inference(
-      self, request: inference_pb2.MultiInferenceRequest
+      self,
+      request: inference_pb2.MultiInferenceRequest,
+      *,
+      deadline: Optional[float] = None
   ) -> inference_pb2.MultiInferenceResponse:
     return multi_inference.run_multi_inference(
-        self._bundle, request, self._id.version, method_name_check=self._check)
+        self._bundle, request, self._id.version, method_name_check=self._check,
+        deadline=deadline)
 
   def get_model_metadata(
       self, request: get_model_metadata_pb2.GetModelMetadataRequest

@@ -51,12 +51,25 @@ class SavedModelServableTest(absltest.TestCase):
     response = self.tf1.predict(request, tensor_content=True)
     self.assertEqual(tf.make_ndarray(response.outputs["y"]).tolist(), [[3.0]])
 
-  def test_predict_arrays(self):
-    outputs = self.tf1.predict_arrays(
-        "sum_and_diff", {"a": np.array([3.0], np.float32),
-                         "b": np.array([1.0], np.float32)}, ["sum"])
+  def test_predict_output_filter(self):
+    request = predict_pb2.PredictRequest(output_filter=["sum"])
+    request.model_spec.name = "half"
+    request.model_spec.signature_name = "sum_and_diff"
+    request.inputs["a"].CopyFrom(
+        tf.make_tensor_proto(np.array([3.0], np.float32)))
+    request.inputs["b"].CopyFrom(
+        tf.make_tensor_proto(np.array([1.0], np.float32)))
+    outputs = self.tf1.predict(request).outputs
     self.assertEqual(list(outputs), ["sum"])
-    self.assertEqual(outputs["sum"].tolist(), [4.0])
+    self.assertEqual(tf.make_ndarray(outputs["sum"]).tolist(), [4.0])
+
+  def test_signature_inputs(self):
+    inputs = self.tf1.get_signature_inputs("")
+    self.assertEqual(list(inputs), ["x"])
+    self.assertEqual(inputs["x"].dtype, tf.float32.as_datatype_enum)
+    self.assertCountEqual(self.tf1.get_signature_inputs("sum_and_diff"),
+                          ["a", "b"])
+    self.assertIsNone(self.tf1.get_signature_inputs("nope"))
 
   def test_method_name_check_option(self):
     request = requests.regression_request("regress_x_to_y", 2.0)

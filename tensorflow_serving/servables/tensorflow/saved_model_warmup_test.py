@@ -25,19 +25,22 @@ class _Spy(servable_lib.Servable):
   name = property(lambda self: self.inner.name)
   version = property(lambda self: self.inner.version)
 
-  def predict(self, request, *, tensor_content=False):
+  def get_signature_inputs(self, signature_name):
+    return self.inner.get_signature_inputs(signature_name)
+
+  def predict(self, request, *, tensor_content=False, deadline=None):
     self.calls.append("predict")
     return self.inner.predict(request)
 
-  def classify(self, request):
+  def classify(self, request, *, deadline=None):
     self.calls.append("classify")
     return self.inner.classify(request)
 
-  def regress(self, request):
+  def regress(self, request, *, deadline=None):
     self.calls.append("regress")
     return self.inner.regress(request)
 
-  def multi_inference(self, request):
+  def multi_inference(self, request, *, deadline=None):
     self.calls.append("multi_inference")
     return self.inner.multi_inference(request)
 

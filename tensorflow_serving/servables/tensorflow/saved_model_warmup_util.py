@@ -59,7 +59,7 @@ def _records(path: str) -> Iterator[bytes]:
         f"{e.message}. Please verify your warmup data is in TFRecord "
         "format.") from e
   except tf.errors.OpError as e:
-    raise status.ServingError(status.Code(e.error_code), e.message) from e
+    raise status.from_exception(e) from e
 
 
 def _parse(record: bytes, path: str) -> prediction_log_pb2.PredictionLog:
@@ -159,11 +159,8 @@ def run_saved_model_warmup(options: ModelWarmupOptions, export_dir: str,
   code = status.Code.OK
   try:
     num_records = _replay(path, iterations, threads, executor)
-  except status.ServingError as e:
-    code = e.code
-    raise
-  except Exception:
-    code = status.Code.UNKNOWN
+  except Exception as e:
+    code = status.from_exception(e).code
     raise
   finally:
     metrics.record_warmup(export_dir, code,

@@ -3,11 +3,13 @@
 As upstream's servables/tensorflow/util: the signature and method-name
 constants, the response ModelSpec, and turning an Input (ExampleList or
 ExampleListWithContext) into the batch of serialized tf.Examples that
-classification and regression signatures take.
+classification and regression signatures take. ExampleApi is the one way
+Classify and Regress run (they differ only in their checks and results).
 """
 
+import dataclasses
 import time
-from typing import Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -102,12 +104,19 @@ def make_model_spec(out: model_pb2.ModelSpec, name: str,
 
 def run_and_record(bundle, model_name: str, api: str,
                    feed_names: tuple[str, ...], feeds: Sequence[np.ndarray],
-                   fetch_names: tuple[str, ...]) -> list[np.ndarray]:
-  """bundle.run(), with its wall time added to runtime_latency{model, api}."""
+                   fetch_names: tuple[str, ...], version: Optional[int] = None,
+                   signature_name: str = "",
+                   deadline: Optional[float] = None) -> list[np.ndarray]:
+  """bundle.run(), with its wall time added to runtime_latency{model_name,
+  API, runtime, version, signature} (version "" when unknown).
+
+  `deadline` (time.monotonic() seconds, or None) bounds the run.
+  """
   start = time.perf_counter()
-  outputs = bundle.run(feed_names, feeds, fetch_names)
-  metrics.record_runtime_latency(model_name, api,
-                                 (time.perf_counter() - start) * 1e6)
+  outputs = bundle.run(feed_names, feeds, fetch_names, deadline)
+  metrics.record_runtime_latency(
+      model_name, api, (time.perf_counter() - start) * 1e6,
+      "" if version is None else str(version), signature_name)
   return outputs
 
 
@@ -138,3 +147,63 @@ def input_to_serialized_examples(input_proto: input_pb2.Input) -> np.ndarray:
   array = np.empty(len(serialized), dtype=object)
   array[:] = serialized
   return array
+
+
+@dataclasses.dataclass(frozen=True)
+class ExampleApi:
+  """An API that runs a batch of tf.Examples through one signature.
+
+  Classify and Regress are the two (classifier.py, regressor.py): the same
+  steps, told apart by the fields below.
+
+  Attributes:
+    api: the runtime_latency API label ("Classify", "Regress").
+    method_name: the method_name the API needs (with the method-name check).
+    kind: "classification" or "regression", for error texts.
+    response_type: the response message class.
+    pre_process: checks a signature; returns (input tensor name, output
+      tensor names). Called as pre_process(signature, method_name_check).
+    post_process: fills response.result from the fetched outputs; called as
+      post_process(signature, num_examples, output_names, outputs, result).
+  """
+
+  api: str
+  method_name: str
+  kind: str
+  response_type: type
+  pre_process: Callable[..., tuple[str, list[str]]]
+  post_process: Callable[..., None]
+
+  def run(self, bundle, request: Any, servable_version: Optional[int], *,
+          method_name_check: bool = False,
+          deadline: Optional[float] = None) -> Any:
+    """Runs `request` on `bundle`; the response echoes name, signature and
+    version.
+
+    Args:
+      bundle: the SavedModelBundle.
+      request: a ClassificationRequest or RegressionRequest.
+      servable_version: the version served, echoed in the response.
+      method_name_check: --enable_signature_method_name_check.
+      deadline: the request's deadline (time.monotonic() seconds), which
+        bounds the model run; None: none.
+
+    Raises:
+      ServingError: INVALID_ARGUMENT with upstream's texts, or the run's
+        own error.
+    """
+    model_spec = request.model_spec
+    signature = find_signature_for_method(
+        bundle.signatures, model_spec, self.method_name, self.kind,
+        method_name_check, self.pre_process)
+    input_name, output_names = self.pre_process(signature, method_name_check)
+    response = self.response_type()
+    make_model_spec(response.model_spec, model_spec.name,
+                    model_spec.signature_name, servable_version)
+    examples = input_to_serialized_examples(request.input)
+    outputs = run_and_record(bundle, model_spec.name, self.api, (input_name,),
+                             [examples], tuple(output_names), servable_version,
+                             signature_name_of(model_spec), deadline=deadline)
+    self.post_process(signature, len(examples), output_names, outputs,
+                      response.result)
+    return response

@@ -4,15 +4,49 @@ Upstream reads version directories through TensorFlow's Env, so every file
 system TensorFlow supports (local, gs://, s3://, hdfs://, ...) works.
 GFileFileSystem does the same through tf.io.gfile, imported only when first
 used; LocalFileSystem uses the os module and lets tests and TensorFlow-free
-deployments (the hashmap servable) run without importing TensorFlow.
+deployments (the hashmap servable) run without importing TensorFlow. Object
+stores have their own implementations (s3_file_system, gcs_file_system), and
+file_system_registry picks one by the path's scheme.
 Errors are ServingErrors.
+
+Beyond upstream's listing and reading, a FileSystem can describe a whole
+version directory (list_tree: every file with its size and a change token),
+which the upload-complete guard compares across polls and the model cache
+checks a download against, and can copy one file to local disk
+(download_file), streamed, so a multi-GB file never sits in memory.
 """
 
 import abc
+import dataclasses
 import os
+import shutil
 from typing import Any
 
 from tensorflow_serving.util import status
+
+
+@dataclasses.dataclass(frozen=True)
+class FileStat:
+  """What list_tree() reports about one entry of a directory tree.
+
+  Attributes:
+    size: bytes (0 for a directory).
+    mtime: last modification, seconds since the epoch (None if unknown).
+    etag: a token that changes whenever the content does (an object store's
+      ETag or generation; "" where the file system has none).
+    is_dir: a directory (local file systems, or an object store's
+      "dir/" placeholder or a prefix implied by deeper keys).
+  """
+
+  size: int
+  mtime: float | None = None
+  etag: str = ""
+  is_dir: bool = False
+
+
+def join(base: str, child: str) -> str:
+  """base + "/" + child, for local paths and URLs alike."""
+  return base.rstrip("/") + "/" + child
 
 
 class FileSystem(abc.ABC):
@@ -36,6 +70,29 @@ class FileSystem(abc.ABC):
 
     Raises:
       ServingError: NOT_FOUND if it does not exist; another code otherwise.
+    """
+
+  @abc.abstractmethod
+  def list_tree(self, path: str) -> dict[str, FileStat]:
+    """Every file and directory under `path`, by path relative to it.
+
+    Directories are keyed with a trailing "/" ("variables/"); files without
+    one ("variables/variables.index"). An empty dict for an empty or missing
+    directory.
+
+    Raises:
+      ServingError: if the tree cannot be listed.
+    """
+
+  @abc.abstractmethod
+  def download_file(self, path: str, local_path: str, etag: str = "") -> None:
+    """Copies file `path` to `local_path` (created or replaced), streamed.
+
+    `etag` (from list_tree) pins the copy to that content where the store
+    can: a file replaced since fails with ABORTED.
+
+    Raises:
+      ServingError: NOT_FOUND if it vanished; another code otherwise.
     """
 
 
@@ -68,6 +125,36 @@ class LocalFileSystem(FileSystem):
     except OSError as e:
       raise _os_error(path, e) from e
 
+  def list_tree(self, path: str) -> dict[str, FileStat]:
+    tree = {}
+    errors = []
+    for root, dirs, files in os.walk(path, onerror=errors.append):
+      rel_root = os.path.relpath(root, path)
+      prefix = "" if rel_root == "." else rel_root.replace(os.sep, "/") + "/"
+      for name in dirs + files:
+        full = os.path.join(root, name)
+        try:
+          st = os.stat(full)
+        except FileNotFoundError:
+          continue  # Removed while we walked: the next listing tells.
+        except OSError as e:
+          raise _os_error(full, e) from e
+        is_dir = os.path.isdir(full)
+        key = prefix + name + ("/" if is_dir else "")
+        tree[key] = FileStat(0 if is_dir else st.st_size, st.st_mtime,
+                             str(st.st_mtime_ns), is_dir)
+    for error in errors:
+      if not isinstance(error, FileNotFoundError):
+        raise _os_error(path, error)
+    return tree
+
+  def download_file(self, path: str, local_path: str, etag: str = "") -> None:
+    del etag  # A local copy is checked against the listing by its caller.
+    try:
+      shutil.copyfile(path, local_path)
+    except OSError as e:
+      raise _os_error(path, e) from e
+
 
 class GFileFileSystem(FileSystem):
   """Every file system TensorFlow supports, through tf.io.gfile."""
@@ -89,7 +176,10 @@ class GFileFileSystem(FileSystem):
     return status.unknown(f"{path}; {error}")
 
   def exists(self, path: str) -> bool:
-    return bool(self._io().exists(path))
+    try:
+      return bool(self._io().exists(path))
+    except Exception as e:  # pylint: disable=broad-except
+      raise self._error(path, e) from e
 
   def list_children(self, path: str) -> list[str]:
     try:
@@ -101,5 +191,34 @@ class GFileFileSystem(FileSystem):
     try:
       with self._io().GFile(path, "rb") as f:
         return f.read()
+    except Exception as e:  # pylint: disable=broad-except
+      raise self._error(path, e) from e
+
+  def list_tree(self, path: str) -> dict[str, FileStat]:
+    gfile = self._io()
+    tree = {}
+    try:
+      if not gfile.isdir(path):
+        return tree
+      for root, dirs, files in gfile.walk(path):
+        rel_root = root[len(path.rstrip("/")):].strip("/")
+        prefix = rel_root + "/" if rel_root else ""
+        for name in dirs:
+          name = name.rstrip("/")
+          st = gfile.stat(join(root, name))
+          tree[prefix + name + "/"] = FileStat(0, st.mtime_nsec / 1e9,
+                                               str(st.mtime_nsec), True)
+        for name in files:
+          st = gfile.stat(join(root, name))
+          tree[prefix + name] = FileStat(st.length, st.mtime_nsec / 1e9,
+                                         str(st.mtime_nsec))
+    except Exception as e:  # pylint: disable=broad-except
+      raise self._error(path, e) from e
+    return tree
+
+  def download_file(self, path: str, local_path: str, etag: str = "") -> None:
+    del etag  # tf.io.gfile cannot pin a read to a version.
+    try:
+      self._io().copy(path, local_path, overwrite=True)
     except Exception as e:  # pylint: disable=broad-except
       raise self._error(path, e) from e

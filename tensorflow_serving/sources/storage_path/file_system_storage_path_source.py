@@ -18,6 +18,17 @@ disappears is no longer aspired and so gets unloaded (unless
 servable_versions_always_present refuses to unload a servable's last ones).
 One servable's file-system error never affects the others.
 
+Storage faults (not in upstream, which logs every failed poll): a base path
+that cannot be listed (missing, unreadable, I/O errors, an object store down
+or slow) emits nothing, so what is loaded keeps serving; the error is logged
+once when the outage starts and once when a listing succeeds again, and
+polling goes on. Only a successful listing without a version unaspires it.
+
+The upload-complete guard (Options.version_readiness, not in upstream; see
+version_readiness.py): when set, a version directory is a candidate only once
+complete, and the version policy picks among complete versions, so a version
+still being copied never displaces the one serving.
+
 update_config() replaces the servables: removed ones get an empty
 aspired-versions list at once (so they unload), and the new config is
 polled right away, so a reload does not wait for the next poll.
@@ -34,6 +45,8 @@ from tensorflow_serving.core import servable_data
 from tensorflow_serving.core import servable_id as servable_id_lib
 from tensorflow_serving.core import source as source_lib
 from tensorflow_serving.sources.storage_path import file_system as fs_lib
+from tensorflow_serving.sources.storage_path import file_system_registry
+from tensorflow_serving.sources.storage_path import version_readiness as readiness_lib
 from tensorflow_serving.util import status
 
 Config = file_system_storage_path_source_pb2.FileSystemStoragePathSourceConfig
@@ -43,8 +56,7 @@ _VERSION_RE = re.compile(r"[0-9]+")
 _MAX_VERSION = 2**63 - 1
 
 
-def _join(base: str, child: str) -> str:
-  return base.rstrip("/") + "/" + child
+_join = fs_lib.join
 
 
 def _parse_version(child: str) -> int | None:
@@ -62,14 +74,20 @@ class FileSystemStoragePathSource(source_lib.Source):
     """FileSystemStoragePathSource options.
 
     Attributes:
-      file_system: how paths are read (None: tf.io.gfile, imported on first
-        use, so every file system TensorFlow supports works).
+      file_system: how paths are read (None: SchemeFileSystem: s3:// and
+        gs:// through their object-store clients, every other path through
+        tf.io.gfile, imported on first use).
       poll_wait_seconds: overrides the config's integer
         file_system_poll_wait_seconds when set (sub-second polling for tests).
+      version_readiness: turns the upload-complete guard on (None: off, as
+        upstream). Unset, its stability_seconds is the poll interval (0,
+        i.e. no stability check, when polling is not periodic) and its
+        trust_mtime "not on an object store".
     """
 
     file_system: fs_lib.FileSystem | None = None
     poll_wait_seconds: float | None = None
+    version_readiness: readiness_lib.VersionReadiness.Options | None = None
 
   def __init__(self,
                config: Config,
@@ -77,7 +95,21 @@ class FileSystemStoragePathSource(source_lib.Source):
               ) -> None:
     """Use create(), which validates the config."""
     self._options = options or FileSystemStoragePathSource.Options()
-    self._fs = self._options.file_system or fs_lib.GFileFileSystem()
+    self._fs = (self._options.file_system or
+                file_system_registry.SchemeFileSystem())
+    self._readiness: readiness_lib.VersionReadiness | None = None
+    readiness = self._options.version_readiness
+    if readiness is not None:
+      if readiness.stability_seconds is None:
+        readiness = dataclasses.replace(
+            readiness,
+            stability_seconds=max(self._poll_wait_seconds(config), 0))
+      if readiness.trust_mtime is None:
+        readiness = dataclasses.replace(
+            readiness,
+            trust_mtime=(
+                lambda path: not file_system_registry.needs_local_copy(path)))
+      self._readiness = readiness_lib.VersionReadiness(self._fs, readiness)
     # Held while polling and emitting, so emissions are serialized.
     self._mu = threading.RLock()
     self._config = Config()  # guarded by self._mu
@@ -85,6 +117,8 @@ class FileSystemStoragePathSource(source_lib.Source):
         None)  # guarded by self._mu
     # name -> versions emitted last, to log changes only.
     self._last_emitted: dict[str, list[int]] = {}  # guarded by self._mu
+    # name -> the error of a storage outage in progress (logged once).
+    self._outages: dict[str, str] = {}  # guarded by self._mu
     self._stop_event = threading.Event()
     self._thread: threading.Thread | None = None  # guarded by self._mu
 
@@ -136,6 +170,10 @@ class FileSystemStoragePathSource(source_lib.Source):
           if servable.servable_name not in kept:
             self._emit(servable.servable_name, [])
       self._config = new_config
+      kept_names = {s.servable_name for s in new_config.servables}
+      for name in list(self._outages):
+        if name not in kept_names:
+          del self._outages[name]
       if self._callback is not None:
         self._poll_and_emit_locked()
 
@@ -185,13 +223,23 @@ class FileSystemStoragePathSource(source_lib.Source):
     if self._callback is None:
       return
     for servable in self._config.servables:
+      name = servable.servable_name
       try:
         versions = self._poll_servable(servable)
       except status.ServingError as e:
-        logging.error(
-            "FileSystemStoragePathSource encountered a filesystem access "
-            "error: %s", e.message)
+        if name not in self._outages:
+          logging.error(
+              "FileSystemStoragePathSource encountered a filesystem access "
+              "error: %s", e.message)
+          logging.warning(
+              "Servable %s keeps its loaded versions while %s cannot be "
+              "listed; polling goes on (logged once per outage)", name,
+              servable.base_path)
+        self._outages[name] = e.message
         continue
+      if self._outages.pop(name, None) is not None:
+        logging.info("Base path %s of servable %s can be listed again",
+                     servable.base_path, name)
       if not versions and self._config.servable_versions_always_present:
         logging.error("Refusing to unload all versions for Servable: %s",
                       servable.servable_name)
@@ -235,8 +283,19 @@ class FileSystemStoragePathSource(source_lib.Source):
 
     policy = servable.servable_version_policy
     choice = policy.WhichOneof("policy_choice")
+    if self._readiness is not None:
+      self._readiness.forget_except(
+          {_join(base, c) for c in children_by_version.values()}, base)
+
+    def complete(version: int) -> bool:
+      if self._readiness is None:
+        return True
+      return self._readiness.is_complete(
+          servable.servable_name, version,
+          _join(base, children_by_version[version]))
+
     if choice == "all":
-      chosen = sorted(children_by_version)
+      chosen = [v for v in sorted(children_by_version) if complete(v)]
     elif choice == "specific":
       wanted = set(policy.specific.versions)
       chosen = sorted(v for v in children_by_version if v in wanted)
@@ -245,11 +304,19 @@ class FileSystemStoragePathSource(source_lib.Source):
             "Version %d of servable %s, which was requested to be served as a "
             "'specific' version in the servable's version policy, was not "
             "found in the file system", missing, servable.servable_name)
-    else:  # latest (the default)
+      chosen = [v for v in chosen if complete(v)]
+    else:  # latest (the default): the newest complete ones.
       num_versions = max(policy.latest.num_versions, 1)
-      chosen = sorted(children_by_version)[-num_versions:]
+      chosen = []
+      for version in sorted(children_by_version, reverse=True):
+        if len(chosen) == num_versions:
+          break
+        if complete(version):
+          chosen.append(version)
+      chosen.sort()
 
-    if not chosen:
+    if not chosen and (self._readiness is None or not children_by_version):
+      # (Versions waiting for their upload to finish are logged by the guard.)
       logging.warning(
           "No versions of servable %s found under base path %s. Did you "
           "forget to name your leaf directory as a number (eg. '/1/')?",
