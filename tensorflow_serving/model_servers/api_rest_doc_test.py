@@ -4,22 +4,14 @@ The tutorial's exporter (example/mnist_saved_model.py) trains and exports the
 MNIST model (on the real MNIST files when $MNIST_DATA_DIR has them, else on
 synthetic digits); a real ServerCore loads it and HttpRestServer serves it
 with the options the doc's server command sets. Then each ```shell block of
-the doc runs, in order, with real curl, in one scratch directory (so files a
-block writes are there for the next), and its output is compared with the
-```json or ```text block that follows it:
-  * json: the same structure (keys, list lengths, strings, value types);
-    numbers need only be numbers, and one-digit class labels may differ,
-    since trained weights differ from run to run.
-  * text: the same lines once every number is masked.
+the doc runs, in order, with real curl, and its output is compared with the
+block that follows it (test_util/doc_examples).
 
   python tensorflow_serving/model_servers/api_rest_doc_test.py --print_outputs
 prints what each block printed, for updating the doc.
 """
 
-import json
 import os
-import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,6 +25,7 @@ from tensorflow_serving.example import mnist_test_util
 from tensorflow_serving.model_servers import data_plane
 from tensorflow_serving.model_servers import http_server
 from tensorflow_serving.model_servers import server_core as server_core_lib
+from tensorflow_serving.model_servers.test_util import doc_examples
 from tensorflow_serving.model_servers.test_util import server_core_test_util
 from tensorflow_serving.servables.tensorflow import saved_model_bundle_source_adapter
 
@@ -40,21 +33,7 @@ _PRINT_OUTPUTS = flags.DEFINE_bool(
     "print_outputs", False, "Print each example's output (to update the doc).")
 
 _DOC_PORT = 8501
-_BLOCK = re.compile(r"^```(\w*)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
-_NUMBER = re.compile(r"-?\d+(\.\d+)?([eE][-+]?\d+)?")
 _TRAINING_ITERATIONS = 200
-
-
-def _doc_path() -> str:
-  srcdir = os.environ.get("TEST_SRCDIR")
-  if srcdir:
-    path = os.path.join(srcdir, os.environ.get("TEST_WORKSPACE", "tf_serving"),
-                        "docs", "api_rest.md")
-    if os.path.exists(path):
-      return path
-  root = os.path.dirname(os.path.dirname(os.path.dirname(
-      os.path.realpath(__file__))))
-  return os.path.join(root, "docs", "api_rest.md")
 
 
 def _mnist_work_dir(scratch: str) -> str:
@@ -67,24 +46,6 @@ def _mnist_work_dir(scratch: str) -> str:
       return directory
   return mnist_test_util.write_data_set(os.path.join(scratch, "mnist_data"),
                                         num_train=5500, num_test=100)
-
-
-def examples(text: str) -> list[tuple[str, str, str]]:
-  """(shell script, output kind, expected output) for each shell block."""
-  blocks = [(m.group(1), m.group(2)) for m in _BLOCK.finditer(text)]
-  found = []
-  for i, (kind, body) in enumerate(blocks):
-    if kind != "shell":
-      continue
-    expected_kind, expected = "", ""
-    if i + 1 < len(blocks) and blocks[i + 1][0] in ("json", "text"):
-      expected_kind, expected = blocks[i + 1]
-    found.append((body, expected_kind, expected))
-  return found
-
-
-def _mask_numbers(text: str) -> list[str]:
-  return [_NUMBER.sub("#", line.rstrip()) for line in text.strip().splitlines()]
 
 
 class ApiRestDocTest(absltest.TestCase):
@@ -121,51 +82,13 @@ class ApiRestDocTest(absltest.TestCase):
     cls.core.stop()
     super().tearDownClass()
 
-  def assertSameShape(self, expected, actual, where="$"):
-    if isinstance(expected, dict):
-      self.assertIsInstance(actual, dict, where)
-      self.assertEqual(sorted(expected), sorted(actual), where)
-      for key in expected:
-        self.assertSameShape(expected[key], actual[key], f"{where}.{key}")
-    elif isinstance(expected, list):
-      self.assertIsInstance(actual, list, where)
-      self.assertLen(actual, len(expected), where)
-      for i, (e, a) in enumerate(zip(expected, actual)):
-        self.assertSameShape(e, a, f"{where}[{i}]")
-    elif isinstance(expected, bool) or expected is None:
-      self.assertEqual(expected, actual, where)
-    elif isinstance(expected, (int, float)):
-      self.assertIsInstance(actual, (int, float), where)
-      self.assertNotIsInstance(actual, bool, where)
-    elif re.fullmatch(r"\d", expected):
-      self.assertRegex(actual, r"^\d$", where)  # A class label.
-    else:
-      self.assertEqual(expected, actual, where)
-
   def test_every_curl_example_runs_as_documented(self):
-    self.assertIsNotNone(shutil.which("curl"), "the doc's examples need curl")
-    with open(_doc_path()) as f:
+    with open(doc_examples.doc_path("api_rest.md")) as f:
       doc = f.read()
-    cases = examples(doc)
-    self.assertGreaterEqual(len(cases), 10)
-    workdir = os.path.join(self.scratch, "examples")
-    os.makedirs(workdir)
-    for script, kind, expected in cases:
-      self.assertIn("curl", script)
-      self.assertIn(f"localhost:{_DOC_PORT}", script)
-      run = subprocess.run(
-          ["bash", "-euo", "pipefail", "-c",
-           script.replace(f"localhost:{_DOC_PORT}", f"localhost:{self.port}")],
-          cwd=workdir, capture_output=True, text=True, timeout=60)
-      if _PRINT_OUTPUTS.value:
-        print(f"$ {script.strip()}\n{run.stdout}\n{run.stderr}")
-      self.assertEqual(run.returncode, 0, f"{script}\n{run.stderr}")
-      self.assertTrue(kind, f"no output block after:\n{script}")
-      with self.subTest(script=script.strip()):
-        if kind == "json":
-          self.assertSameShape(json.loads(expected), json.loads(run.stdout))
-        else:
-          self.assertEqual(_mask_numbers(expected), _mask_numbers(run.stdout))
+    doc_examples.run_doc_examples(
+        self, doc, {f"localhost:{_DOC_PORT}": f"localhost:{self.port}"},
+        os.path.join(self.scratch, "examples"), _PRINT_OUTPUTS.value,
+        min_examples=10, required=f"localhost:{_DOC_PORT}")
 
 
 if __name__ == "__main__":

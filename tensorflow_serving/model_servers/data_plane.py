@@ -39,10 +39,11 @@ state of its own.
 
 import dataclasses
 import time
-from typing import Any, Callable, Optional, Protocol, TypeVar
+from typing import Any, Callable, Mapping, Optional, Protocol, TypeVar
 
 from absl import logging
 from google.protobuf import message as message_lib
+import numpy as np
 
 from tensorflow_serving.apis import classification_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2
@@ -59,6 +60,7 @@ from tensorflow_serving.servables.tensorflow import servable as servable_lib
 from tensorflow_serving.servables.tensorflow import util as tf_util
 from tensorflow_serving.util import metrics
 from tensorflow_serving.util import status
+from tensorflow_serving.util import tensor_codec
 
 T = TypeVar("T")
 S = TypeVar("S")
@@ -77,9 +79,14 @@ class ServingCore(Protocol):
   def servable_state_monitor(self) -> monitor_lib.ServableStateMonitor:
     """Every version's lifecycle state (GetModelStatus)."""
 
-  def log_request(self, request: message_lib.Message,
+  def log_request(self, request: message_lib.Message
+                  | Callable[[], message_lib.Message],
                   response: message_lib.Message) -> None:
-    """Offers a served request to its model's request loggers; never raises."""
+    """Offers a served request to its model's request loggers; never raises.
+
+    `request` may be a function that builds it: it is called only when the
+    model has request loggers.
+    """
 
   def configured_model_names(self) -> tuple[str, ...]:
     """The models of the config in force, in its order; cheap (no copy)."""
@@ -180,7 +187,8 @@ class DataPlane:
       context: RequestContext,
       *,
       tensor_content: bool = False,
-      decode: Optional[Callable[[Servable], None]] = None
+      decode: Optional[Callable[[Servable],
+                                Optional[Mapping[str, np.ndarray]]]] = None
   ) -> predict_pb2.PredictResponse:
     """Runs a Predict request.
 
@@ -192,17 +200,32 @@ class DataPlane:
       decode: fills `request` from the wire format inside the handle, with
         the servable that will run it (REST JSON is typed by the
         signature's inputs: Servable.get_signature_inputs); its errors are
-        the call's errors.
+        the call's errors. It may instead return the inputs as arrays (alias
+        -> array; the V2 protocol's raw tensors), which then run without a
+        TensorProto round trip; request.inputs is filled from them only if
+        the request is logged.
     """
+    arrays: list[Mapping[str, np.ndarray]] = []
 
     def call(servable: Servable) -> predict_pb2.PredictResponse:
-      if decode is not None:
-        decode(servable)
+      inputs = decode(servable) if decode is not None else None
+      if inputs is None:
+        return servable.predict(request, tensor_content=tensor_content,
+                                deadline=context.deadline)
+      arrays.append(inputs)
       return servable.predict(request, tensor_content=tensor_content,
-                              deadline=context.deadline)
+                              deadline=context.deadline, inputs=inputs)
 
-    return self._serve(request.model_spec, context, Servable, call, request,
-                       _FROM_MODEL_SPEC)
+    def logged_request() -> predict_pb2.PredictRequest:
+      if arrays:
+        for alias, value in arrays[0].items():
+          tensor_codec.ndarray_to_tensor_proto(value, request.inputs[alias])
+      return request
+
+    response = self._serve(request.model_spec, context, Servable, call, None,
+                           _FROM_MODEL_SPEC)
+    self._core.log_request(logged_request if arrays else request, response)
+    return response
 
   def classify(
       self, request: classification_pb2.ClassificationRequest,

@@ -176,6 +176,21 @@ class DataPlaneTest(absltest.TestCase):
     self.assert_error(Code.INVALID_ARGUMENT, "bad JSON", self.plane.predict,
                       request, self.context(), decode=bad_decode)
 
+  def test_predict_with_decoded_arrays(self):
+    # The V2 protocol's path: decode returns the inputs as arrays; the
+    # request logged is built (inputs filled in) only when it is logged.
+    request = predict_pb2.PredictRequest(model_spec=_spec("half"))
+    response = self.plane.predict(
+        request, self.context(),
+        decode=lambda servable: {"x": np.array([[2.0]], np.float32)})
+    self.assertEqual(_ys(response), [3.0])
+    self.assertEmpty(request.inputs)
+    (logged, logged_response), = self.core.logged
+    self.assertIs(logged_response, response)
+    self.assertTrue(callable(logged))
+    self.assertEqual(tensor_codec.tensor_proto_to_ndarray(
+        logged().inputs["x"]).tolist(), [[2.0]])
+
   def test_tensor_content(self):
     response = self.plane.predict(_predict_request("half", 2.0),
                                   self.context(), tensor_content=True)

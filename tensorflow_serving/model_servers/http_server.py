@@ -13,7 +13,9 @@ is also the one place where a ServingError's code becomes an HTTP status
 Per request, as upstream:
   * Only /v1/... paths reach the API; the Prometheus path (when
     MonitoringConfig enables it) serves the metrics page; anything else is a
-    plain 404.
+    plain 404. Not in upstream: given a V2HttpRestApiHandler, /v2 and
+    /v2/... go to it (the V2 protocol; its health and readiness calls are
+    answered on the event loop, without waiting for a worker).
   * Bodies with "Content-Encoding: gzip" (or deflate) are decompressed, up
     to 100 MB.
   * A call that takes longer than --rest_api_timeout_in_ms is answered with
@@ -46,6 +48,7 @@ from tensorflow_serving.model_servers import data_plane as data_plane_lib
 from tensorflow_serving.model_servers import http_rest_api_handler
 from tensorflow_serving.model_servers import http_rest_api_util
 from tensorflow_serving.model_servers import prometheus_exporter
+from tensorflow_serving.model_servers import v2_http_rest_api_handler as v2_handler_lib
 from tensorflow_serving.util import json_tensor
 from tensorflow_serving.util import metrics
 from tensorflow_serving.util import proto_util
@@ -130,10 +133,12 @@ class HttpRestServer:
   Options = HttpRestServerOptions
 
   def __init__(self, data_plane: data_plane_lib.DataPlane,
-               options: HttpRestServerOptions = HttpRestServerOptions()
-              ) -> None:
+               options: HttpRestServerOptions = HttpRestServerOptions(),
+               v2_handler: Optional[
+                   v2_handler_lib.V2HttpRestApiHandler] = None) -> None:
     self._options = options
     self._handler = http_rest_api_handler.HttpRestApiHandler(data_plane)
+    self._v2_handler = v2_handler
     self._pool = concurrent.futures.ThreadPoolExecutor(
         max_workers=max(1, options.num_threads),
         thread_name_prefix="httprestserver")
@@ -223,6 +228,10 @@ class HttpRestServer:
       return web.Response(
           body=page,
           headers={"Content-Type": prometheus_exporter.CONTENT_TYPE})
+    if self._v2_handler is not None and (
+        path == v2_handler_lib.PATH_PREFIX or
+        path.startswith(v2_handler_lib.PATH_PREFIX + "/")):
+      return await self._handle_v2(request, path)
     if not http_rest_api_util.PATH_REGEX.fullmatch(path):
       return web.Response(status=404)
     if request.method == "OPTIONS":
@@ -249,6 +258,38 @@ class HttpRestServer:
     return web.Response(body=result.body.encode("utf-8"), status=http_status,
                         reason=_REASONS.get(http_status),
                         headers=self._json_headers)
+
+  async def _handle_v2(self, request: web.BaseRequest,
+                       path: str) -> web.Response:
+    """A /v2 call: health answered here, the rest on the worker pool."""
+    if request.method == "OPTIONS":
+      return self._preflight(request)
+    result = self._v2_handler.quick_response(request.method, path)
+    if result is None:
+      body = await request.content.read()
+      context = data_plane_lib.RequestContext.with_timeout(
+          metrics.REST, None, self._timeout)
+      try:
+        call = asyncio.get_running_loop().run_in_executor(
+            self._pool, self._v2_handler.process_request, request.method,
+            path, body, request.headers, context)
+        result = await asyncio.wait_for(call, self._timeout)
+      except asyncio.TimeoutError:
+        result = v2_handler_lib.V2RestResult.failure(
+            context.deadline_exceeded())
+    if result.error is not None:
+      logging.vlog(1, "Error Processing HTTP/REST request: %s %s Error: %s",
+                   request.method, path, result.error.message)
+      http_status = to_http_status(result.error.code)
+    else:
+      http_status = result.http_status or 200
+    headers = dict(self._json_headers)
+    headers["Content-Type"] = result.content_type
+    if result.header_length is not None:
+      headers[v2_handler_lib.HEADER_CONTENT_LENGTH] = str(
+          result.header_length)
+    return web.Response(body=result.body, status=http_status,
+                        reason=_REASONS.get(http_status), headers=headers)
 
   def _preflight(self, request: web.BaseRequest) -> web.Response:
     origin = request.headers.get("Origin", "")

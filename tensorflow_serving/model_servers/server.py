@@ -5,7 +5,14 @@ into Server.Options; tests build Options directly. Startup order follows
 upstream: ServerCore.create blocks until every configured model is
 available, and only then do the ports start answering, so a client that can
 connect can also be served. One DataPlane over the ServerCore serves every
-front end (gRPC PredictionService and ModelService, REST).
+front end (gRPC PredictionService and ModelService, REST, and the V2
+protocol's gRPC service and /v2 REST API through V2InferenceImpl).
+
+Readiness is ServerCore's (is_ready): the V2 protocol's ServerReady and
+/v2/health/ready answer it, and the gRPC health service follows it, so
+every service is NOT_SERVING while a configured model has no AVAILABLE
+version (after a reload that adds one) and from the first moment of a
+shutdown (stop() marks the core before anything closes).
 """
 
 import concurrent.futures
@@ -25,6 +32,7 @@ from grpc_health.v1 import health_pb2_grpc
 
 from tensorflow.core.protobuf import config_pb2
 
+from tensorflow_serving.apis import grpc_service_pb2_grpc
 from tensorflow_serving.apis import model_service_pb2_grpc
 from tensorflow_serving.core import loader_harness
 from tensorflow_serving.core import log_collector
@@ -32,6 +40,7 @@ from tensorflow_serving.core import request_logger
 from tensorflow_serving.core import server_request_logger
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 from tensorflow_serving.model_servers import data_plane as data_plane_lib
+from tensorflow_serving.model_servers import grpc_inference_service_impl
 from tensorflow_serving.model_servers import grpc_drain
 from tensorflow_serving.model_servers import grpc_memory_budget
 from tensorflow_serving.model_servers import grpc_restricted_api
@@ -43,6 +52,8 @@ from tensorflow_serving.model_servers import prediction_service_impl
 from tensorflow_serving.model_servers import restricted_api as restricted_api_lib
 from tensorflow_serving.model_servers import server_core as server_core_lib
 from tensorflow_serving.model_servers import ssl_util
+from tensorflow_serving.model_servers import v2_http_rest_api_handler
+from tensorflow_serving.model_servers import v2_inference_impl
 from tensorflow_serving.servables.tensorflow import batching_parameters_util
 from tensorflow_serving.servables.tensorflow import bundle_factory_util
 from tensorflow_serving.servables.tensorflow import saved_model_bundle_source_adapter as adapter_lib
@@ -59,12 +70,14 @@ from tensorflow_serving.util import status
 _MAX_MESSAGE_SIZE = 2**31 - 1
 # How long a stopping server lets in-flight requests finish.
 _SHUTDOWN_GRACE_SECONDS = 10.0
-# The service names --enable_grpc_healthcheck_service reports SERVING: the
-# short names upstream sets, the full ones gRPC clients usually ask for, and
-# "" (the whole server).
+# The service names --enable_grpc_healthcheck_service reports: the short
+# names upstream sets, the full ones gRPC clients usually ask for, the V2
+# protocol's service, and "" (the whole server). All are SERVING exactly
+# when the server is ready (ServerCore.is_ready).
 _HEALTH_SERVICE_NAMES = ("", "ModelService", "PredictionService",
                          "tensorflow.serving.ModelService",
-                         "tensorflow.serving.PredictionService")
+                         "tensorflow.serving.PredictionService",
+                         "inference.GRPCInferenceService")
 
 
 class StartupError(Exception):
@@ -136,7 +149,9 @@ class ServerOptions:
   thread_pool_factory_config_file: str = ""
   mixed_precision: str = ""
   skip_initialize_tpu: bool = False
-  enable_grpc_healthcheck_service: bool = False
+  # On by default, unlike upstream: Kubernetes gRPC probes need it, and it
+  # reports real readiness here (docs/serving_config.md).
+  enable_grpc_healthcheck_service: bool = True
   enable_serialization_as_tensor_content: bool = False
   # Not in upstream: models on object stores and the upload-complete guard
   # (docs/serving_config.md).
@@ -233,11 +248,20 @@ def _add_port(server: grpc.Server, address: str,
     return 0
 
 
-def _add_health_service(server: grpc.Server) -> health.HealthServicer:
-  """grpc.health.v1.Health, with the model services marked SERVING."""
+def _add_health_service(
+    server: grpc.Server,
+    core: server_core_lib.ServerCore) -> health.HealthServicer:
+  """grpc.health.v1.Health: every service SERVING exactly when `core` is
+  ready, NOT_SERVING otherwise."""
   servicer = health.HealthServicer()
-  for name in _HEALTH_SERVICE_NAMES:
-    servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+  def follow(ready: bool) -> None:
+    serving = (health_pb2.HealthCheckResponse.SERVING if ready else
+               health_pb2.HealthCheckResponse.NOT_SERVING)
+    for name in _HEALTH_SERVICE_NAMES:
+      servicer.set(name, serving)
+
+  core.add_readiness_listener(follow)
   health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
   return servicer
 
@@ -342,6 +366,7 @@ class Server:
   def __init__(self) -> None:
     self._server_core = None
     self._data_plane: Optional[data_plane_lib.DataPlane] = None
+    self._v2: Optional[v2_inference_impl.V2InferenceImpl] = None
     self._grpc_server: Optional[grpc.Server] = None
     self._stopped = threading.Event()
     self._background_stoppers: list[Callable[[], None]] = []
@@ -384,6 +409,8 @@ class Server:
     try:
       self._server_core = self._build_server_core(options)
       self._data_plane = data_plane_lib.DataPlane(self._server_core)
+      self._v2 = v2_inference_impl.V2InferenceImpl(self._server_core,
+                                                   self._data_plane)
     except status.ServingError as e:
       self.stop()  # Whatever started before the failure (schedulers).
       raise StartupError(str(e)) from e
@@ -507,6 +534,8 @@ class Server:
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(
         model_service_impl.ModelServiceImpl(self._server_core,
                                             self._data_plane), server)
+    grpc_service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
+        grpc_inference_service_impl.GrpcInferenceServiceImpl(self._v2), server)
     if options.port:
       address = f"0.0.0.0:{options.port}"
       self.grpc_port = _add_port(server, address, credentials)
@@ -523,7 +552,7 @@ class Server:
             f"Failed to listen on gRPC UNIX socket {socket_path}{hint}")
       self._grpc_socket_path = socket_path
     if options.enable_grpc_healthcheck_service:
-      self._health = _add_health_service(server)
+      self._health = _add_health_service(server, self._server_core)
     server.start()
     self._grpc_server = server
     if options.port:
@@ -553,7 +582,8 @@ class Server:
             num_threads=options.rest_api_num_threads,
             timeout_in_ms=options.rest_api_timeout_in_ms,
             enable_cors_support=options.rest_api_enable_cors_support,
-            monitoring_config=monitoring))
+            monitoring_config=monitoring),
+        v2_handler=v2_http_rest_api_handler.V2HttpRestApiHandler(self._v2))
     try:
       self.rest_port = rest.start(options.rest_api_port)
     except OSError as e:
@@ -594,6 +624,10 @@ class Server:
         embedding program): stop it, freeing the port.
     """
     self._stopped.set()
+    if self._server_core is not None:
+      # Not ready from here on: V2 readiness and the health service say so
+      # while in-flight requests finish.
+      self._server_core.begin_shutdown()
     self._grpc_drain.start_draining()
     if self._health is not None:
       self._health.enter_graceful_shutdown()  # Health checks: NOT_SERVING.

@@ -30,13 +30,26 @@ Behaviour, as upstream:
     keeps its version) may point at any version.
   * get_servable_handle(ModelSpec) resolves name + version / version_label /
     latest.
+
+Not in upstream:
+  * Readiness, in one place: is_ready() is true only while every model of
+    the config in force has an AVAILABLE version and no shutdown has begun
+    (begin_shutdown(), or stop()); is_live() until stop(). Readiness
+    listeners hear every change (the gRPC health service, through Server).
+    The V2 protocol's ServerReady and /v2/health/ready answer is_ready().
+  * load_model() and unload_model() change one model of the config in
+    force, exactly as a reload_config() with that one change would (the V2
+    protocol's repository API). A model taken out of the config by any
+    reload is remembered (unloaded_model_configs()), so that load_model()
+    can bring it back by name.
 One reload runs at a time (config lock); request lookups never wait for it.
 """
 
 import dataclasses
 import os
 import threading
-from typing import Callable, Mapping
+import time
+from typing import Callable, Mapping, Optional
 
 from absl import logging
 
@@ -79,6 +92,9 @@ ServableRequest = manager_lib.ServableRequest
 TENSORFLOW_MODEL_PLATFORM = "tensorflow"
 
 SourceAdapterFactory = Callable[[], source_adapter.SourceAdapter]
+
+# Told the new value each time ServerCore.is_ready() changes.
+ReadinessListener = Callable[[bool], None]
 
 
 def _default_initial_load_threads() -> int:
@@ -144,15 +160,24 @@ def _validate_no_models_change_platforms(old_list, new_list) -> None:
 def wait_until_models_available(
     models: set[str],
     monitor: servable_state_monitor.ServableStateMonitor,
-    stop_event: threading.Event | None = None) -> None:
+    stop_event: threading.Event | None = None,
+    deadline: Optional[float] = None,
+    serving: servable_state_monitor.ServableStateMonitor | None = None
+) -> None:
   """Blocks until each model has a version AVAILABLE (or one in END).
 
-  There is no timeout (as upstream: a base path that does not exist yet is
-  waited for); setting `stop_event` ends the wait.
+  There is no timeout by default (as upstream: a base path that does not
+  exist yet is waited for); setting `stop_event` ends the wait, and so does
+  `deadline` (time.monotonic() seconds), if given. With `serving` (a
+  monitor that has seen everything so far), models that have an AVAILABLE
+  version there count as available too: a model removed and re-added
+  within one manager round never changes state, so `monitor` (fresh) would
+  never hear of it.
 
   Raises:
     ServingError: UNKNOWN "N model(s) did not become available: {...}" naming
-      each version that ended instead, with its error; CANCELLED if stopped.
+      each version that ended instead, with its error; CANCELLED if stopped;
+      DEADLINE_EXCEEDED when the deadline passes first.
   """
   if not models:
     return
@@ -167,9 +192,16 @@ def wait_until_models_available(
       [ServableRequest.latest(m) for m in sorted(models)],
       ManagerState.AVAILABLE, notify)
   while not done.wait(0.05):
+    if serving is not None and models <= serving.get_available_servable_states():
+      return
     if stop_event is not None and stop_event.is_set():
       raise status.cancelled(
           "ServerCore stopped while waiting for models to become available")
+    if deadline is not None and time.monotonic() >= deadline:
+      raise status.deadline_exceeded(
+          f"Model(s) {', '.join(sorted(models))} did not become available "
+          "before the request's deadline; they stay configured and load when "
+          "their versions can be loaded")
   reached, states = outcome[0]
   if reached:
     return
@@ -304,6 +336,21 @@ class ServerCore:
         None)  # guarded by self._labels_mu
     # Set by stop(); ends waits for models and refuses further reloads.
     self._stop_event = threading.Event()
+    # Models a reload took out of the config, by name: what load_model()
+    # restores. guarded by self._config_mu
+    self._unloaded: dict[str, model_server_config_pb2.ModelConfig] = {}
+    # Readiness (see is_ready). Reentrant, so that a listener may ask.
+    self._ready_mu = threading.RLock()
+    self._configured_names: frozenset[str] | None = (
+        None)  # guarded by self._ready_mu; None before the first config
+    self._shutting_down = False  # guarded by self._ready_mu
+    self._last_ready: bool | None = None  # guarded by self._ready_mu
+    self._readiness_listeners: list[ReadinessListener] = [
+    ]  # guarded by self._ready_mu
+    # After the monitor's subscription, so the monitor has seen each event
+    # by the time readiness is recomputed from it.
+    self._readiness_subscription = self._bus.subscribe(
+        lambda unused_event: self._update_readiness())
     # The cache made here when Options.model_cache is None; closed by stop().
     self._own_model_cache: model_cache_lib.ModelCache | None = None
 
@@ -346,6 +393,93 @@ class ServerCore:
 
   def list_available_servable_ids(self) -> list[servable_id_lib.ServableId]:
     return self._manager.list_available_servable_ids()
+
+  def unloaded_model_configs(
+      self) -> dict[str, model_server_config_pb2.ModelConfig]:
+    """Copies of the models a reload took out of the config, by name.
+
+    Each is the model's last entry in the config; load_model(name) puts it
+    back. A model that returns to the config leaves this list.
+    """
+    with self._config_mu:
+      result = {}
+      for name, entry in self._unloaded.items():
+        copy = model_server_config_pb2.ModelConfig()
+        copy.CopyFrom(entry)
+        result[name] = copy
+      return result
+
+  # ------------------------------------------------------------- readiness
+
+  def is_live(self) -> bool:
+    """True until stop(): the server process is up and answering."""
+    return not self._stop_event.is_set()
+
+  def is_ready(self) -> bool:
+    """True only while every configured model has an AVAILABLE version.
+
+    False before the first config is applied, while a model of the config
+    in force has no AVAILABLE version (loading, failed, or not yet on
+    disk), and for good from the first moment of a shutdown
+    (begin_shutdown() or stop()). A config without models is ready.
+    """
+    with self._ready_mu:
+      return self._compute_ready_locked()
+
+  def begin_shutdown(self) -> None:
+    """Marks the server not ready from now on, before anything stops.
+
+    The server calls it first thing when a shutdown starts, so health checks
+    turn NOT_SERVING while in-flight requests still finish.
+    """
+    with self._ready_mu:
+      self._shutting_down = True
+      self._notify_readiness_locked()
+
+  def add_readiness_listener(self, listener: ReadinessListener) -> None:
+    """Calls listener(is_ready()) now and after every change of it.
+
+    Listeners run in the thread that caused the change (often the manager's
+    event bus, while it delivers), one change at a time and in order; they
+    must be quick and must not reload or stop this ServerCore.
+    """
+    with self._ready_mu:
+      self._readiness_listeners.append(listener)
+      ready = self._compute_ready_locked()
+      self._last_ready = ready
+      listener(ready)
+
+  def _compute_ready_locked(self) -> bool:
+    if (self._shutting_down or self._stop_event.is_set() or
+        self._configured_names is None):
+      return False
+    if not self._configured_names:
+      return True
+    available = self._monitor.get_available_servable_states()
+    return self._configured_names <= available
+
+  def _notify_readiness_locked(self) -> None:
+    ready = self._compute_ready_locked()
+    if ready == self._last_ready:
+      return
+    self._last_ready = ready
+    logging.info("Server %s ready.", "is" if ready else "is not")
+    for listener in list(self._readiness_listeners):
+      try:
+        listener(ready)
+      except Exception:  # pylint: disable=broad-except
+        logging.exception("A readiness listener raised")
+
+  def _update_readiness(self) -> None:
+    with self._ready_mu:
+      self._notify_readiness_locked()
+
+  def _set_configured_names(self, config: ModelServerConfig) -> None:
+    """Readiness now counts the models of `config`."""
+    with self._ready_mu:
+      self._configured_names = frozenset(
+          m.name for m in config.model_config_list.config)
+      self._notify_readiness_locked()
 
   # -------------------------------------------------------------- requests
 
@@ -409,43 +543,160 @@ class ServerCore:
         (the new config is in force, the other models serve).
     """
     with self._config_mu:
-      if self._stop_event.is_set():
-        raise status.failed_precondition("ServerCore is stopped")
-      old_case = self._config.WhichOneof("config")
-      new_case = new_config.WhichOneof("config")
-      is_first = old_case is None
-      if not (is_first or (old_case == "model_config_list" and
-                           new_case == "model_config_list")):
-        raise status.failed_precondition(
-            "Cannot transition to requested config. It is only legal to "
-            "transition from one ModelConfigList to another.")
-      if new_case is None:
-        logging.info("Taking no action for empty config.")
-        return
-      if new_case != "model_config_list":
-        raise status.invalid_argument(
-            "Missing custom_model_config_loader in ServerCore Options")
-      _validate_model_config_list(new_config.model_config_list)
-      if not is_first:
-        _validate_no_models_change_platforms(self._config.model_config_list,
-                                             new_config.model_config_list)
-      routes = self._create_routes(new_config)
-      logging.info("Adding/updating models.")
-      source_config = self._create_storage_path_source_config(new_config)
-      if is_first:
-        # As upstream, the first config's labels are checked once its models
-        # have loaded: they may name any version that became available.
-        self._update_request_loggers(new_config)
-        self._add_first_models(new_config, source_config, routes)
-        self._install_labels(self._compute_label_map(new_config))
+      self._reload_locked(new_config)
+
+  def load_model(self,
+                 name: str,
+                 base_path: Optional[str] = None,
+                 model_platform: Optional[str] = None,
+                 deadline: Optional[float] = None) -> None:
+    """Serves one model: a reload_config() of the config in force with that
+    one model added or changed, every other model untouched.
+
+    The model's entry is the one in the config in force, else the one it
+    had when a reload took it out (unloaded_model_configs()), else a new
+    one (needs base_path; platform "tensorflow" unless given). A base_path
+    or model_platform given replaces the entry's. A model that was not in
+    the config gets its version labels once it has loaded (a second reload;
+    labels may only name AVAILABLE versions). Blocks until the model
+    has an AVAILABLE version (or until `deadline`, time.monotonic() seconds;
+    the model then stays configured and loads when it can). A model whose
+    entry does not change is not reloaded; the call only waits for it.
+
+    Raises:
+      ServingError: NOT_FOUND for an unknown model without base_path;
+        whatever reload_config raises (a platform change is INVALID_ARGUMENT;
+        a version that failed to load, UNKNOWN); DEADLINE_EXCEEDED.
+    """
+    with self._config_mu:
+      self._check_not_stopped()
+      current = self._config
+      entries = list(current.model_config_list.config)
+      index = next((i for i, m in enumerate(entries) if m.name == name), None)
+      entry = model_server_config_pb2.ModelConfig()
+      if index is not None:
+        entry.CopyFrom(entries[index])
+      elif name in self._unloaded:
+        entry.CopyFrom(self._unloaded[name])
+      elif base_path:
+        entry.name = name
+        entry.model_platform = TENSORFLOW_MODEL_PLATFORM
       else:
-        # Later configs are checked before anything changes, so a rejected
-        # config leaves the old one (and its labels) in force.
-        new_labels = self._compute_label_map(new_config)
-        self._update_request_loggers(new_config)
-        self._update_models(new_config, source_config, routes, new_labels)
-      logging.info("Finished adding/updating models")
-      logging.info("Finished reloading config")
+        raise status.not_found(
+            f"Model {name} is not in the model configuration; give its "
+            "base_path to add it")
+      if base_path:
+        entry.base_path = base_path
+      if model_platform:
+        entry.model_platform = model_platform
+      if index is not None and entry == entries[index]:
+        changed = False
+      else:
+        changed = True
+        new_config = ModelServerConfig()
+        new_config.CopyFrom(current)
+        models = new_config.model_config_list.config
+        if index is None:
+          # Labels may only name AVAILABLE versions (as in any reload): a
+          # model that comes back gets them once it has loaded.
+          models.add().CopyFrom(entry)
+          models[len(models) - 1].ClearField("version_labels")
+        else:
+          models[index].CopyFrom(entry)
+        logging.info("Loading model %s (base path %s)", name, entry.base_path)
+        self._reload_locked(new_config, deadline)
+        if index is None and entry.version_labels:
+          models[len(models) - 1].CopyFrom(entry)
+          self._reload_locked(new_config, deadline)
+    if not changed:
+      wait_until_models_available({name}, self._monitor, self._stop_event,
+                                  deadline)
+
+  def unload_model(self, name: str, deadline: Optional[float] = None) -> None:
+    """Stops serving one model: a reload_config() of the config in force
+    without it, every other model untouched.
+
+    Blocks until the model's versions have unloaded (each waits for its
+    requests in flight), or until `deadline` (time.monotonic() seconds).
+    Unloading a model that a reload already took out is a no-op.
+
+    Raises:
+      ServingError: NOT_FOUND for a model that was never configured;
+        DEADLINE_EXCEEDED.
+    """
+    with self._config_mu:
+      self._check_not_stopped()
+      current = self._config
+      names = [m.name for m in current.model_config_list.config]
+      if name not in names:
+        if name in self._unloaded:
+          return
+        raise status.not_found(f"Model {name} is not in the model "
+                               "configuration")
+      new_config = ModelServerConfig()
+      new_config.CopyFrom(current)
+      del new_config.model_config_list.config[names.index(name)]
+      logging.info("Unloading model %s", name)
+      self._reload_locked(new_config, deadline)
+    live = self._monitor.get_live_servable_states().get(name, {})
+    requests = [ServableRequest.specific(name, v) for v in live]
+    if not requests:
+      return
+    timeout = None if deadline is None else max(0.0,
+                                                deadline - time.monotonic())
+    reached, _ = self._monitor.wait_until_servables_reach_state(
+        requests, ManagerState.END, timeout)
+    if not reached and not self._stop_event.is_set():
+      raise status.deadline_exceeded(
+          f"Model {name} is out of the configuration, but its versions did "
+          "not finish unloading before the request's deadline")
+
+  def _check_not_stopped(self) -> None:
+    if self._stop_event.is_set():
+      raise status.failed_precondition("ServerCore is stopped")
+
+  def _reload_locked(self, new_config: ModelServerConfig,
+                     deadline: Optional[float] = None) -> None:
+    """reload_config's work; the caller holds self._config_mu."""
+    self._check_not_stopped()
+    old_case = self._config.WhichOneof("config")
+    new_case = new_config.WhichOneof("config")
+    is_first = old_case is None
+    if not (is_first or (old_case == "model_config_list" and
+                         new_case == "model_config_list")):
+      raise status.failed_precondition(
+          "Cannot transition to requested config. It is only legal to "
+          "transition from one ModelConfigList to another.")
+    if new_case is None:
+      logging.info("Taking no action for empty config.")
+      if is_first:
+        self._set_configured_names(new_config)
+      return
+    if new_case != "model_config_list":
+      raise status.invalid_argument(
+          "Missing custom_model_config_loader in ServerCore Options")
+    _validate_model_config_list(new_config.model_config_list)
+    if not is_first:
+      _validate_no_models_change_platforms(self._config.model_config_list,
+                                           new_config.model_config_list)
+    routes = self._create_routes(new_config)
+    logging.info("Adding/updating models.")
+    source_config = self._create_storage_path_source_config(new_config)
+    if is_first:
+      # As upstream, the first config's labels are checked once its models
+      # have loaded: they may name any version that became available.
+      self._update_request_loggers(new_config)
+      self._add_first_models(new_config, source_config, routes, deadline)
+      self._install_labels(self._compute_label_map(new_config))
+    else:
+      # Later configs are checked before anything changes, so a rejected
+      # config leaves the old one (and its labels) in force.
+      new_labels = self._compute_label_map(new_config)
+      self._update_request_loggers(new_config)
+      self._update_models(new_config, source_config, routes, new_labels,
+                          deadline)
+    logging.info("Finished adding/updating models")
+    logging.info("Finished reloading config")
 
   def _update_request_loggers(self, config: ModelServerConfig) -> None:
     """Points each model's requests at the loggers of its logging_config."""
@@ -466,8 +717,10 @@ class ServerCore:
 
     Called by the gRPC and REST front ends after a successful Predict,
     Classify, Regress or MultiInference, with the response whose model_spec
-    names the model and version that served it. Never raises: a log that
-    cannot be written is reported, and the request still succeeds.
+    names the model and version that served it. `request` may be a function
+    that builds the request proto, called only when the model has loggers.
+    Never raises: a log that cannot be written is reported, and the request
+    still succeeds.
     """
     request_logger = self._options.server_request_logger
     if request_logger is None:
@@ -480,6 +733,8 @@ class ServerCore:
       model_spec = response.model_spec
     if not request_logger.has_loggers(model_spec.name):
       return
+    if callable(request):
+      request = request()
     metadata = request_logger_lib.LogMetadata()
     metadata.model_spec.CopyFrom(model_spec)
     try:
@@ -552,7 +807,8 @@ class ServerCore:
 
   def _add_first_models(self, config: ModelServerConfig,
                         source_config: StoragePathSourceConfig,
-                        routes: dict[str, int]) -> None:
+                        routes: dict[str, int],
+                        deadline: Optional[float] = None) -> None:
     """Builds source -> router -> adapters -> manager; waits for the models."""
     opts = self._options
     cache = self._model_cache()
@@ -572,7 +828,7 @@ class ServerCore:
             poll_wait_seconds=opts.file_system_poll_wait_seconds,
             version_readiness=opts.version_readiness))
     self._adapters, self._router, self._source = adapters, router, source
-    self._set_config(config)
+    self._install_config(config)
     # Wire from the manager backwards, so nothing has to be buffered; the
     # source starts polling when connected.
     self._manager.set_num_load_threads(opts.num_initial_load_threads)
@@ -583,14 +839,15 @@ class ServerCore:
       target.connect_source_to_target(source, router)
       wait_until_models_available(
           {m.name for m in config.model_config_list.config}, self._monitor,
-          self._stop_event)
+          self._stop_event, deadline)
     finally:
       self._manager.set_num_load_threads(opts.num_load_threads)
 
   def _update_models(self, config: ModelServerConfig,
                      source_config: StoragePathSourceConfig,
                      routes: dict[str, int],
-                     labels: dict[str, dict[str, int]]) -> None:
+                     labels: dict[str, dict[str, int]],
+                     deadline: Optional[float] = None) -> None:
     """Moves the running pipeline to a new config; waits for new models."""
     # A fresh monitor, so versions of a model removed earlier and now added
     # back are not mistaken for the new ones.
@@ -602,22 +859,35 @@ class ServerCore:
       old_routes = self._router.routes
       # Keep the old routes while the source tears down removed models.
       self._router.update_routes({**old_routes, **routes})
+      # Readiness counts the new models before their first event.
+      self._set_configured_names(config)
       try:
         self._source.update_config(source_config)
       except status.ServingError:
         self._router.update_routes(old_routes)
+        self._set_configured_names(self._config)
         raise
       self._router.update_routes(routes)
-      self._set_config(config)
+      self._install_config(config)
       self._install_labels(labels)
-      wait_until_models_available(new_models, fresh_monitor, self._stop_event)
+      wait_until_models_available(new_models, fresh_monitor, self._stop_event,
+                                  deadline, serving=self._monitor)
     finally:
       fresh_monitor.close()
 
-  def _set_config(self, config: ModelServerConfig) -> None:
-    """Makes `config` the one in force (self._config_mu held)."""
+  def _install_config(self, config: ModelServerConfig) -> None:
+    """Makes `config` the one in force (caller holds self._config_mu)."""
+    new_names = {m.name for m in config.model_config_list.config}
+    for model in self._config.model_config_list.config:
+      if model.name not in new_names:
+        entry = model_server_config_pb2.ModelConfig()
+        entry.CopyFrom(model)
+        self._unloaded[model.name] = entry
+    for name in new_names:
+      self._unloaded.pop(name, None)
     self._config = config
     self._model_names = tuple(m.name for m in config.model_config_list.config)
+    self._set_configured_names(config)
 
   def _model_cache(self) -> model_cache_lib.ModelCache:
     if self._options.model_cache is not None:
@@ -637,6 +907,7 @@ class ServerCore:
     waiting for models; that call then raises CANCELLED.
     """
     self._stop_event.set()
+    self._update_readiness()
     source = self._source
     if source is not None:
       source.stop()
@@ -644,6 +915,7 @@ class ServerCore:
     if self._own_model_cache is not None:
       self._own_model_cache.close()
     self._monitor.close()
+    self._readiness_subscription.cancel()
     self._state_metrics.close()
     if self._options.server_request_logger is not None:
       self._options.server_request_logger.close()

@@ -451,6 +451,148 @@ class ServerCoreTest(absltest.TestCase):
     self.assertTrue(all(counts))
     self.assertEqual(core.list_available_servable_ids(), [ServableId("a", 3)])
 
+  # ----------------------------------------------------------- readiness
+
+  def test_readiness_follows_every_configured_model(self):
+    self.write("a", 1)
+    core = self.create(["a"])
+    changes = []
+    core.add_readiness_listener(changes.append)
+    self.assertTrue(core.is_ready())
+    self.assertTrue(core.is_live())
+    self.assertEqual(changes, [True])
+    # A reload that adds a model whose base path has no version yet: not
+    # ready while it waits, ready once the version is there and loads.
+    thread = threading.Thread(
+        target=core.reload_config, args=(self.config(["a", "late"]),))
+    thread.start()
+    deadline = time.monotonic() + WAIT
+    while core.is_ready():
+      self.assertLess(time.monotonic(), deadline)
+      time.sleep(0.005)
+    self.assertEqual(changes, [True, False])
+    self.assertEqual(self.lookup(core, "a")[0], 1)  # "a" still serves.
+    self.write("late", 2)
+    thread.join(WAIT)
+    self.assertFalse(thread.is_alive())
+    self.assertTrue(core.is_ready())
+    self.assertEqual(changes, [True, False, True])
+    # A model removed from the config no longer counts.
+    core.reload_config(self.config(["a"]))
+    self.assertTrue(core.is_ready())
+
+  def test_a_failed_model_keeps_the_server_not_ready(self):
+    self.write("a", 1)
+    core = self.create(["a"])
+    os.makedirs(os.path.join(self.base("bad"), "1"))  # No hashmap file.
+    with self.assertRaises(status.ServingError):
+      core.reload_config(self.config(["a", "bad"]))
+    self.assertFalse(core.is_ready())
+    core.reload_config(self.config(["a"]))
+    self.assertTrue(core.is_ready())
+
+  def test_not_ready_from_the_first_moment_of_a_shutdown(self):
+    self.write("a", 1)
+    core = self.create(["a"])
+    changes = []
+    core.add_readiness_listener(changes.append)
+    core.begin_shutdown()
+    self.assertFalse(core.is_ready())
+    self.assertTrue(core.is_live())
+    self.assertEqual(self.lookup(core, "a")[0], 1)  # Still serving.
+    # Versions coming and going do not make it ready again.
+    self.write("a", 2)
+    self.wait_available(core, "a", 2)
+    self.assertFalse(core.is_ready())
+    core.stop()
+    self.assertFalse(core.is_live())
+    self.assertEqual(changes, [True, False])
+
+  def test_empty_config_is_ready(self):
+    core = ServerCore.create(test_util.options(
+        model_server_config_pb2.ModelServerConfig()))
+    self.addCleanup(core.stop)
+    self.assertTrue(core.is_ready())
+
+  # ---------------------------------------------- load and unload by name
+
+  def test_unload_and_load_one_model(self):
+    self.write("a", 1)
+    self.write("b", 1)
+    core = self.create(["a", "b"], {"a": "version_labels { key: 'x' value: 1 }"})
+    core.unload_model("a")
+    # Unloaded when the call returns; "b" untouched.
+    self.assertEqual(
+        core.servable_state_monitor.get_state(
+            ServableId("a", 1)).manager_state, ManagerState.END)
+    self.assert_error(lambda: core.get_servable_handle(spec("a")),
+                      status.Code.NOT_FOUND,
+                      "Servable not found for request: Latest(a)")
+    self.assertEqual(self.lookup(core, "b")[0], 1)
+    self.assertEqual([m.name for m in core.config.model_config_list.config],
+                     ["b"])
+    self.assertEqual(list(core.unloaded_model_configs()), ["a"])
+    self.assertTrue(core.is_ready())  # "a" is not configured any more.
+    core.unload_model("a")  # Again: nothing to do.
+    # Loading by name brings back its entry, label included.
+    core.load_model("a")
+    self.assertEqual(self.lookup(core, "a", label="x")[0], 1)
+    self.assertEqual([m.name for m in core.config.model_config_list.config],
+                     ["b", "a"])
+    self.assertEqual(core.unloaded_model_configs(), {})
+    core.load_model("a")  # Already serving: returns at once.
+
+  def test_load_adds_a_model_or_changes_its_base_path(self):
+    self.write("a", 1)
+    core = self.create(["a"])
+    self.write("new", 3)
+    core.load_model("new", base_path=self.base("new"),
+                    model_platform=test_util.HASHMAP_PLATFORM)
+    self.assertEqual(self.lookup(core, "new")[0], 3)  # Waited for.
+    self.assertEqual(self.lookup(core, "a")[0], 1)
+    # Another base path for "a": its versions there replace the old ones.
+    hashmap_test_util.write_version(self.base("a2"), 5, {"from": "a2"})
+    core.load_model("a", base_path=self.base("a2"))
+    self.wait_available(core, "a", 5)
+    self.assertEqual(self.lookup(core, "a"), (5, {"from": "a2"}))
+    entry = core.config.model_config_list.config[0]
+    self.assertEqual((entry.name, entry.base_path), ("a", self.base("a2")))
+
+  def test_load_and_unload_errors(self):
+    self.write("a", 1)
+    core = self.create(["a"])
+    self.assert_error(lambda: core.load_model("nope"), status.Code.NOT_FOUND,
+                      "Model nope is not in the model configuration; give "
+                      "its base_path to add it")
+    self.assert_error(lambda: core.unload_model("nope"), status.Code.NOT_FOUND,
+                      "Model nope is not in the model configuration")
+    self.assert_error(
+        lambda: core.load_model("a", model_platform="other"),
+        status.Code.INVALID_ARGUMENT,
+        "Illegal to change a model's platform. For model a platform was "
+        "hashmap and new platform requested is other")
+    # A model whose base path has nothing yet: the load gives up at the
+    # deadline, and the model stays configured and loads later.
+    with self.assertRaises(status.ServingError) as cm:
+      core.load_model("late", base_path=self.base("late"),
+                      model_platform=test_util.HASHMAP_PLATFORM,
+                      deadline=time.monotonic() + 0.2)
+    self.assertEqual(cm.exception.code, status.Code.DEADLINE_EXCEEDED)
+    self.assertFalse(core.is_ready())
+    self.write("late", 1)
+    self.wait_available(core, "late", 1)
+    self.assertTrue(core.is_ready())
+    self.assertEqual(self.lookup(core, "a")[0], 1)
+
+  def test_a_model_removed_by_a_reload_can_be_loaded_by_name(self):
+    self.write("a", 1)
+    self.write("b", 2)
+    core = self.create(["a", "b"])
+    core.reload_config(self.config(["a"]))
+    self.assertEqual(list(core.unloaded_model_configs()), ["b"])
+    core.load_model("b")
+    self.assertEqual(self.lookup(core, "b")[0], 2)
+
   def test_stop_unloads_everything(self):
     self.write("a", 1)
     core = self.create(["a"])

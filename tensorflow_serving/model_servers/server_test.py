@@ -339,7 +339,8 @@ class ServerGrpcOptionsTest(absltest.TestCase):
     with grpc.insecure_channel(self.address) as channel:
       stub = health_pb2_grpc.HealthStub(channel)
       for service in ("", "ModelService", "PredictionService",
-                      "tensorflow.serving.PredictionService"):
+                      "tensorflow.serving.PredictionService",
+                      "inference.GRPCInferenceService"):
         response = stub.Check(health_pb2.HealthCheckRequest(service=service),
                               timeout=10)
         self.assertEqual(response.status,
@@ -348,12 +349,15 @@ class ServerGrpcOptionsTest(absltest.TestCase):
         stub.Check(health_pb2.HealthCheckRequest(service="Nope"), timeout=10)
       self.assertEqual(cm.exception.code(), grpc.StatusCode.NOT_FOUND)
 
-  def test_health_service_is_off_by_default(self):
+  def test_health_service_is_on_by_default_and_can_be_turned_off(self):
+    # Unlike upstream (off by default): Kubernetes gRPC probes need it.
+    self.assertTrue(Options().enable_grpc_healthcheck_service)
     from grpc_health.v1 import health_pb2  # pylint: disable=g-import-not-at-top
     from grpc_health.v1 import health_pb2_grpc  # pylint: disable=g-import-not-at-top
     server = server_lib.Server()
     server.build_and_start(
-        Options(port=_free_port(), model_name="half", model_base_path=self.base))
+        Options(port=_free_port(), model_name="half", model_base_path=self.base,
+                enable_grpc_healthcheck_service=False))
     self.addCleanup(server.stop)
     with grpc.insecure_channel(f"localhost:{server.grpc_port}") as channel:
       with self.assertRaises(grpc.RpcError) as cm:

@@ -35,7 +35,12 @@ class FaultyServable(servable.Servable):
     return {"x": meta_graph_pb2.TensorInfo(name="x:0",
                                            dtype=types_pb2.DT_FLOAT)}
 
-  def predict(self, request, *, tensor_content=False, deadline=None):
+  def get_signature_outputs(self, signature_name):
+    return {"y": meta_graph_pb2.TensorInfo(name="y:0",
+                                           dtype=types_pb2.DT_FLOAT)}
+
+  def predict(self, request, *, tensor_content=False, deadline=None,
+              inputs=None):
     raise RuntimeError(ERROR_TEXT)
 
   def classify(self, request, *, deadline=None):

@@ -124,6 +124,20 @@ def _proto_to_array(signature: _Signature):
   return to_array
 
 
+def _array_input(signature: _Signature):
+  """Checker of inputs given already decoded, as arrays (dtype-checked as
+  TensorProtos are)."""
+
+  def to_array(alias: str, value: np.ndarray) -> np.ndarray:
+    expected = signature.input_dtypes[alias]
+    actual = tensor_codec.from_numpy_dtype(value.dtype)
+    if expected and actual != expected:
+      raise _type_mismatch(signature, alias, actual, expected)
+    return value
+
+  return to_array
+
+
 def _output_aliases(signature: _Signature,
                     output_filter: Sequence[str]) -> tuple[str, ...]:
   """The aliases to fetch: output_filter (checked) or all, check 6."""
@@ -164,6 +178,7 @@ def run_predict(
     *,
     method_name_check: bool = False,
     tensor_content: bool = False,
+    inputs: Optional[Mapping[str, np.ndarray]] = None,
     deadline: Optional[float] = None,
 ) -> predict_pb2.PredictResponse:
   """Runs a PredictRequest.
@@ -176,6 +191,10 @@ def run_predict(
     method_name_check: --enable_signature_method_name_check.
     tensor_content: --enable_serialization_as_tensor_content: outputs in
       tensor_content instead of the typed fields.
+    inputs: the input values already decoded (alias -> array), used instead
+      of request.inputs (the V2 protocol's tensors arrive as raw bytes, and
+      a TensorProto round trip would copy them twice more). The same checks
+      apply, in the same order.
     deadline: the request's deadline (time.monotonic() seconds), which
       bounds the model run; None: none.
 
@@ -188,7 +207,11 @@ def run_predict(
   """
   signature_name = util.signature_name_of(request.model_spec)
   signature = get_predict_signature(bundle, signature_name, method_name_check)
-  feeds = _collect_feeds(signature, request.inputs, _proto_to_array(signature))
+  if inputs is None:
+    feeds = _collect_feeds(signature, request.inputs,
+                           _proto_to_array(signature))
+  else:
+    feeds = _collect_feeds(signature, inputs, _array_input(signature))
   aliases = _output_aliases(signature, request.output_filter)
   outputs = _run(bundle, signature, feeds, aliases, request.model_spec.name,
                  servable_version, deadline)

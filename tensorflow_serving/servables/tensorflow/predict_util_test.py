@@ -128,6 +128,24 @@ class PredictTest(parameterized.TestCase):
     self.assertEqual(message, 'Serving signature key "nope" not found.')
 
   @parameterized.parameters(*_KINDS)
+  def test_inputs_given_as_arrays(self, kind):
+    # The V2 protocol's path: the same result and the same checks, with the
+    # inputs decoded already and request.inputs left empty.
+    request = _request("sum_and_diff")
+    response = self._predict(
+        kind, request, inputs={"a": np.array([3.0], np.float32),
+                               "b": np.array([1.0], np.float32)})
+    self.assertEqual(tf.make_ndarray(response.outputs["sum"]).tolist(), [4.0])
+    message = self._assert_error(
+        status.Code.INVALID_ARGUMENT, "", kind, request,
+        inputs={"a": np.array([3.0], np.float32)})
+    self.assertIn("Missing but required: {b}.", message)
+    self._assert_error(
+        status.Code.INVALID_ARGUMENT,
+        "Expects arg[0] to be float but double is provided", kind,
+        _request(), inputs={"x": np.ones((1, 1), np.float64)})
+
+  @parameterized.parameters(*_KINDS)
   def test_missing_input(self, kind):
     message = self._assert_error(
         status.Code.INVALID_ARGUMENT, "", kind,

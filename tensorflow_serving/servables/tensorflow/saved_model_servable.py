@@ -4,6 +4,7 @@ import dataclasses
 import threading
 from typing import Mapping, Optional
 
+import numpy as np
 from google.protobuf import any_pb2
 from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import classification_pb2
@@ -80,18 +81,28 @@ class SavedModelServable(servable.Servable):
         signature_name or util.DEFAULT_SERVING_SIGNATURE_DEF_KEY)
     return None if signature is None else signature.signature_def.inputs
 
+  def get_signature_outputs(
+      self, signature_name: str
+  ) -> Optional[Mapping[str, meta_graph_pb2.TensorInfo]]:
+    signature = self._bundle.signatures.get(
+        signature_name or util.DEFAULT_SERVING_SIGNATURE_DEF_KEY)
+    return None if signature is None else signature.signature_def.outputs
+
   # `deadline` bounds the TensorFlow run (SavedModelBundle.run: when it
   # passes, the run is cancelled and the call is DEADLINE_EXCEEDED).
 
-  def predict(self,
-              request: predict_pb2.PredictRequest,
-              *,
-              tensor_content: bool = False,
-              deadline: Optional[float] = None) -> predict_pb2.PredictResponse:
+  def predict(
+      self,
+      request: predict_pb2.PredictRequest,
+      *,
+      tensor_content: bool = False,
+      deadline: Optional[float] = None,
+      inputs: Optional[Mapping[str, np.ndarray]] = None
+  ) -> predict_pb2.PredictResponse:
     return predict_util.run_predict(
         self._bundle, request, self._id.version,
         method_name_check=self._check, tensor_content=tensor_content,
-        deadline=deadline)
+        deadline=deadline, inputs=inputs)
 
   def classify(
       self,

@@ -71,6 +71,14 @@ class SavedModelServableTest(absltest.TestCase):
                           ["a", "b"])
     self.assertIsNone(self.tf1.get_signature_inputs("nope"))
 
+  def test_signature_outputs(self):
+    outputs = self.tf1.get_signature_outputs("")
+    self.assertEqual(list(outputs), ["y"])
+    self.assertEqual(outputs["y"].dtype, tf.float32.as_datatype_enum)
+    self.assertCountEqual(self.tf1.get_signature_outputs("sum_and_diff"),
+                          ["sum", "diff"])
+    self.assertIsNone(self.tf1.get_signature_outputs("nope"))
+
   def test_method_name_check_option(self):
     request = requests.regression_request("regress_x_to_y", 2.0)
     self.assertEqual(self.tf1.regress(request).result.regressions[0].value,

@@ -28,9 +28,13 @@ class _Spy(servable_lib.Servable):
   def get_signature_inputs(self, signature_name):
     return self.inner.get_signature_inputs(signature_name)
 
-  def predict(self, request, *, tensor_content=False, deadline=None):
+  def get_signature_outputs(self, signature_name):
+    return self.inner.get_signature_outputs(signature_name)
+
+  def predict(self, request, *, tensor_content=False, deadline=None,
+              inputs=None):
     self.calls.append("predict")
-    return self.inner.predict(request)
+    return self.inner.predict(request, inputs=inputs)
 
   def classify(self, request, *, deadline=None):
     self.calls.append("classify")

@@ -8,7 +8,8 @@ The contract (as upstream's servables/tensorflow/servable.h):
     plane and only translate the wire format and the errors.
   * get_signature_inputs() is what a front end needs to decode a request
     whose wire format has no types of its own (REST JSON): the declared
-    dtype and shape of each input.
+    dtype and shape of each input. get_signature_outputs() describes what a
+    signature returns (the V2 protocol's ModelMetadata lists both).
   * Every method may be called from many request threads at once.
   * `deadline` is the request's absolute deadline in time.monotonic()
     seconds, or None for none. The data plane refuses a request whose
@@ -20,6 +21,8 @@ The contract (as upstream's servables/tensorflow/servable.h):
 
 import abc
 from typing import Mapping, Optional
+
+import numpy as np
 
 from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import classification_pb2
@@ -53,11 +56,23 @@ class Servable(abc.ABC):
     """
 
   @abc.abstractmethod
-  def predict(self,
-              request: predict_pb2.PredictRequest,
-              *,
-              tensor_content: bool = False,
-              deadline: Optional[float] = None) -> predict_pb2.PredictResponse:
+  def get_signature_outputs(
+      self, signature_name: str
+  ) -> Optional[Mapping[str, meta_graph_pb2.TensorInfo]]:
+    """Output alias -> TensorInfo of a signature ("" means serving_default).
+
+    Returns None when there is no such signature, as get_signature_inputs.
+    """
+
+  @abc.abstractmethod
+  def predict(
+      self,
+      request: predict_pb2.PredictRequest,
+      *,
+      tensor_content: bool = False,
+      deadline: Optional[float] = None,
+      inputs: Optional[Mapping[str, np.ndarray]] = None
+  ) -> predict_pb2.PredictResponse:
     """Runs a Predict request.
 
     Args:
@@ -65,6 +80,9 @@ class Servable(abc.ABC):
       tensor_content: encode outputs in tensor_content rather than the typed
         fields (--enable_serialization_as_tensor_content).
       deadline: see the module docstring.
+      inputs: the inputs already decoded (alias -> array), used instead of
+        request.inputs, which is then left empty (a front end whose wire
+        format carries raw tensors saves the TensorProto round trip).
     """
 
   @abc.abstractmethod

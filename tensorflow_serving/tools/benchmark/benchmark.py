@@ -1,7 +1,9 @@
-r"""Load generator and side-by-side benchmark for Predict over gRPC and REST.
+r"""Load generator and side-by-side benchmark for Predict and V2 inference.
 
-Sends pre-serialized Predict requests for an MNIST-shaped model (images
-float [rows, 784] -> scores [rows, 10]) at a fixed concurrency (closed loop:
+Sends pre-serialized requests for an MNIST-shaped model (images float
+[rows, 784] -> scores [rows, 10]): TF Serving's Predict (gRPC, REST JSON) or
+the V2 protocol's inference (gRPC ModelInfer with raw contents, REST JSON,
+REST with binary tensors), at a fixed concurrency (closed loop:
 each of `concurrency` loops sends its next request when the previous one
 answers) and prints QPS, rows/s, latency percentiles, errors and the CPU the
 server spent per request (from /proc; the robust figure on a shared machine,
@@ -15,10 +17,19 @@ Targets (--targets, comma-separated; each is run in turn):
       the model server, started by the benchmark with --server_command
       (default: this workspace's tensorflow_model_server in Python) plus
       --server_flags, e.g. --server_flags=--enable_batching.
-  server_grpc:NAME, server_rest:NAME
+  server_v2_grpc, server_v2_rest, server_v2_rest_binary
+      the model server, called with the V2 protocol: gRPC ModelInfer (inputs
+      in raw_input_contents), REST JSON, REST with binary tensors (input and
+      outputs as raw bytes after the JSON header).
+  server_grpc:NAME, server_rest:NAME (and server_v2_*:NAME)
       the same with the flags of --server_variant=NAME=FLAGS added, so that
       two configurations run side by side in one invocation.
-  grpc:HOST:PORT[:PID], rest:HOST:PORT[:PID]
+  mlserver_v2_grpc, mlserver_v2_rest
+      Seldon MLServer serving the same SavedModel through a small MLModel
+      (mlserver_baseline.py; its virtualenv is made on first use), called
+      with the same V2 requests (REST with JSON: MLServer refuses binary).
+  grpc:HOST:PORT[:PID], rest:HOST:PORT[:PID], v2grpc:..., v2rest:...,
+  v2rest_binary:...
       a server that is already running; give its PID for the CPU figure.
 
 Shorthands: --compare=A,B (= --targets), --baseline=KIND, and
@@ -31,6 +42,7 @@ Examples:
   benchmark --targets=grpc:localhost:8500:12345 --duration_s=30
   benchmark --targets=server_grpc,server_grpc:batching --concurrency=64 \
       --server_variant="batching=--enable_batching --grpc_max_threads=64"
+  benchmark --targets=server_v2_grpc,mlserver_v2_grpc --rows=1 --repeat=3
 
 Models: --model=softmax (the default) costs a few microseconds per run, so
 it measures serving overhead; --model=mlp (784-1024-1024-10) has real
@@ -41,7 +53,9 @@ compute and is the one to measure batching with:
 
 Ratios in the table compare each row with the floor of its protocol
 (floor_grpc or floor_rest) at the same concurrency and rows, when that floor
-is among the targets.
+is among the targets. With --repeat=N the whole list runs N times, one
+target after the other each time (so that a slow spell of a shared machine
+hits every target alike), and a last table gives each row's median.
 """
 
 import contextlib
@@ -50,14 +64,13 @@ import json
 import os
 import re
 import shlex
+import statistics
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from typing import Iterator, Optional, Sequence
 
 from absl import app
@@ -65,11 +78,22 @@ from absl import flags
 
 from tensorflow_serving.tools.benchmark import export_model
 from tensorflow_serving.tools.benchmark import load_generator
+from tensorflow_serving.tools.benchmark import mlserver_baseline
 from tensorflow_serving.tools.benchmark import proc_stats
 
 BASELINES = ("floor_grpc", "naive_grpc", "floor_rest", "floor_rest_raw",
              "naive_rest")
-SERVER_KINDS = ("server_grpc", "server_rest")
+SERVER_KINDS = ("server_grpc", "server_rest", "server_v2_grpc",
+                "server_v2_rest", "server_v2_rest_binary")
+MLSERVER_KINDS = ("mlserver_v2_grpc", "mlserver_v2_rest")
+# External targets: prefix -> (protocol, API, binary).
+_EXTERNAL = {
+    "grpc": ("grpc", "tfs", False),
+    "rest": ("rest", "tfs", False),
+    "v2grpc": ("grpc", "v2", False),
+    "v2rest": ("rest", "v2", False),
+    "v2rest_binary": ("rest", "v2", True),
+}
 
 _TARGETS = flags.DEFINE_list(
     "targets", ["floor_grpc"],
@@ -101,6 +125,8 @@ _MODEL_NAME = flags.DEFINE_string("model_name", "mnist", "Model to call.")
 _SIGNATURE = flags.DEFINE_string("signature_name", "predict_images",
                                  "Signature to call.")
 _INPUT = flags.DEFINE_string("input_name", "images", "Input alias.")
+_OUTPUT = flags.DEFINE_string("output_name", "scores",
+                              "Output alias (what the MLServer model returns).")
 _MODEL_BASE_PATH = flags.DEFINE_string(
     "model_base_path", "", "Model base directory (version subdirectories "
     "inside). Default: the --model (export_model.py) exported into "
@@ -127,6 +153,12 @@ _STARTUP_TIMEOUT = flags.DEFINE_float(
     "startup_timeout_s", 180.0, "How long a started server may take to answer.")
 _JSON_OUTPUT = flags.DEFINE_string("json_output", "",
                                    "Also write the results to this JSON file.")
+_REPEAT = flags.DEFINE_integer(
+    "repeat", 1, "Run the whole target list this many times, interleaved; "
+    "the last table gives each row's median.")
+_MLSERVER_ENV = flags.DEFINE_string(
+    "mlserver_env", "", "The MLServer virtualenv for mlserver_* targets "
+    "(made there on first use). Default: $TMPDIR/tfs_benchmark_mlserver_env.")
 
 _SERVER_BINARY = "bazel-bin/tensorflow_serving/model_servers/tensorflow_model_server"
 _SERVER_ARGS = ("--port={grpc_port} --rest_api_port={rest_port} "
@@ -139,11 +171,20 @@ class Target:
 
   spec: str
   protocol: str  # "grpc" or "rest"
-  kind: str  # a baseline, a server kind, or "external"
+  kind: str  # a baseline, a server kind, an MLServer kind, or "external"
   host: str = "localhost"
   port: int = 0
   pid: Optional[int] = None
   variant: str = ""  # server kinds: the --server_variant to add
+  api: str = "tfs"  # "tfs" (Predict) or "v2" (the V2 protocol's inference)
+  binary: bool = False  # V2 REST: tensors as binary data, not JSON
+
+
+def _kind_traits(kind: str) -> tuple[str, str, bool]:
+  """(protocol, API, binary) of a baseline, server or MLServer kind."""
+  protocol = "grpc" if kind.endswith("_grpc") else "rest"
+  api = "v2" if "_v2_" in kind else "tfs"
+  return protocol, api, kind.endswith("_binary")
 
 
 def parse_target(spec: str) -> Target:
@@ -152,26 +193,30 @@ def parse_target(spec: str) -> Target:
   Raises:
     ValueError: not a known kind nor grpc:/rest:HOST:PORT[:PID].
   """
-  if spec in BASELINES or spec in SERVER_KINDS:
-    protocol = "grpc" if "_grpc" in spec else "rest"
-    return Target(spec, protocol, spec)
+  if spec in BASELINES or spec in SERVER_KINDS or spec in MLSERVER_KINDS:
+    protocol, api, binary = _kind_traits(spec)
+    return Target(spec, protocol, spec, api=api, binary=binary)
   kind, _, variant = spec.partition(":")
   if kind in SERVER_KINDS and re.fullmatch(r"[\w-]+", variant):
-    return Target(spec, "grpc" if "_grpc" in kind else "rest", kind,
-                  variant=variant)
+    protocol, api, binary = _kind_traits(kind)
+    return Target(spec, protocol, kind, variant=variant, api=api,
+                  binary=binary)
   parts = spec.split(":")
-  if parts[0] in ("grpc", "rest") and len(parts) in (3, 4):
+  if parts[0] in _EXTERNAL and len(parts) in (3, 4):
     try:
       port = int(parts[2])
       pid = int(parts[3]) if len(parts) == 4 else None
     except ValueError:
       raise ValueError(f"bad target {spec!r}: port and pid must be "
                        "numbers") from None
-    return Target(spec, parts[0], "external", parts[1], port, pid)
+    protocol, api, binary = _EXTERNAL[parts[0]]
+    return Target(spec, protocol, "external", parts[1], port, pid, api=api,
+                  binary=binary)
   raise ValueError(
       f"unknown target {spec!r}; expected one of "
-      f"{', '.join(BASELINES + SERVER_KINDS)}, server_grpc:NAME, "
-      "server_rest:NAME, grpc:HOST:PORT[:PID] or rest:HOST:PORT[:PID]")
+      f"{', '.join(BASELINES + SERVER_KINDS + MLSERVER_KINDS)}, "
+      "server_*:NAME, or {grpc,rest,v2grpc,v2rest,v2rest_binary}:"
+      "HOST:PORT[:PID]")
 
 
 def parse_server_variants(values: Sequence[str]) -> dict[str, list[str]]:
@@ -213,6 +258,60 @@ def grpc_payload(rows: int) -> bytes:
   request.inputs[_INPUT.value].CopyFrom(
       tf.make_tensor_proto(make_images(rows)))
   return request.SerializeToString()
+
+
+def v2_grpc_payload(rows: int) -> bytes:
+  """A serialized V2 ModelInferRequest, the images in raw_input_contents (as
+  tritonclient and the kserve SDK send them)."""
+  from tensorflow_serving.apis import grpc_service_pb2  # pylint: disable=g-import-not-at-top
+  images = make_images(rows)
+  request = grpc_service_pb2.ModelInferRequest(model_name=_MODEL_NAME.value)
+  request.parameters["signature_name"].string_param = _SIGNATURE.value
+  request.inputs.add(name=_INPUT.value, datatype="FP32", shape=images.shape)
+  request.raw_input_contents.append(images.tobytes())
+  return request.SerializeToString()
+
+
+def v2_rest_payload(host: str, port: int, rows: int, binary: bool) -> bytes:
+  """A whole HTTP/1.1 request for V2 inference: JSON, or JSON and binary
+  tensors (the input as raw bytes, the outputs asked back the same way)."""
+  images = make_images(rows)
+  tensor = {"name": _INPUT.value, "datatype": "FP32",
+            "shape": list(images.shape)}
+  parameters = {"signature_name": _SIGNATURE.value}
+  blob = b""
+  if binary:
+    blob = images.tobytes()
+    tensor["parameters"] = {"binary_data_size": len(blob)}
+    parameters["binary_data_output"] = True
+  else:
+    tensor["data"] = images.ravel().tolist()
+  header = json.dumps({"parameters": parameters,
+                       "inputs": [tensor]}).encode()
+  body = header + blob
+  head = (f"POST /v2/models/{_MODEL_NAME.value}/infer HTTP/1.1\r\n"
+          f"Host: {host}:{port}\r\n")
+  if binary:
+    head += ("Content-Type: application/octet-stream\r\n"
+             f"Inference-Header-Content-Length: {len(header)}\r\n")
+  else:
+    head += "Content-Type: application/json\r\n"
+  head += f"Content-Length: {len(body)}\r\n\r\n"
+  return head.encode() + body
+
+
+def payload_for(target: Target, rows: int) -> bytes:
+  """What the target is sent: the request of its protocol and API."""
+  if target.protocol == "grpc":
+    return v2_grpc_payload(rows) if target.api == "v2" else grpc_payload(rows)
+  if target.api == "v2":
+    return v2_rest_payload(target.host, target.port, rows, target.binary)
+  return rest_payload(target.host, target.port, rows)
+
+
+def grpc_method(target: Target) -> str:
+  return (load_generator.GRPC_MODEL_INFER_METHOD if target.api == "v2" else
+          load_generator.GRPC_PREDICT_METHOD)
 
 
 def rest_payload(host: str, port: int, rows: int) -> bytes:
@@ -283,25 +382,31 @@ def _latest_version_dir(base: str) -> str:
 
 
 def _probe(target: Target, payload: bytes) -> bool:
-  """True once the target answers a Predict successfully."""
+  """True once the target answers the benchmark's request successfully."""
   if target.protocol == "grpc":
     import grpc  # pylint: disable=g-import-not-at-top
     with grpc.insecure_channel(f"{target.host}:{target.port}") as channel:
-      call = channel.unary_unary(load_generator.GRPC_PREDICT_METHOD)
+      call = channel.unary_unary(grpc_method(target))
       try:
         call(payload, timeout=5)
         return True
       except grpc.RpcError:
         return False
-  head, _, body = payload.partition(b"\r\n\r\n")
-  path = head.split(b" ")[1].decode()
-  request = urllib.request.Request(
-      f"http://{target.host}:{target.port}{path}", data=body,
-      headers={"Content-Type": "application/json"})
+  # The request as the load generator sends it: the bytes, as they are.
   try:
-    with urllib.request.urlopen(request, timeout=5) as response:
-      return response.status == 200
-  except (urllib.error.URLError, ConnectionError, OSError):
+    with socket.create_connection((target.host, target.port),
+                                  timeout=5) as sock:
+      sock.sendall(payload)
+      received = b""
+      while True:
+        data = sock.recv(65536)
+        if not data:
+          return False
+        received += data
+        parsed = load_generator.parse_http_response(received)
+        if parsed is not None:
+          return parsed[0] == 200
+  except (ConnectionError, OSError, ValueError):
     return False
 
 
@@ -326,6 +431,15 @@ def started(target: Target, model_base_path: str, rows: int,
     ]
     if target.kind.startswith("naive"):
       command.append(f"--model_dir={_latest_version_dir(model_base_path)}")
+  elif target.kind in MLSERVER_KINDS:
+    mlserver = mlserver_baseline.ensure_env(
+        _MLSERVER_ENV.value or mlserver_baseline.default_env_dir())
+    repository = mlserver_baseline.write_repository(
+        tempfile.mkdtemp(prefix="benchmark_mlserver_"), _MODEL_NAME.value,
+        _latest_version_dir(model_base_path), _SIGNATURE.value, _INPUT.value,
+        _OUTPUT.value, http_port=rest_port, grpc_port=grpc_port)
+    command = mlserver_baseline.command(mlserver, repository)
+    port = grpc_port if target.protocol == "grpc" else rest_port
   else:
     template = _SERVER_COMMAND.value or default_server_command()
     command = shlex.split(template.format(
@@ -338,7 +452,10 @@ def started(target: Target, model_base_path: str, rows: int,
     port = grpc_port if target.protocol == "grpc" else rest_port
   log = tempfile.NamedTemporaryFile(
       prefix=f"benchmark_{target.kind}_", suffix=".log", delete=False)
-  proc = subprocess.Popen(command, env=_child_env(), stdout=log,
+  env = _child_env()
+  if target.kind in MLSERVER_KINDS:
+    env.pop("PYTHONPATH", None)  # its own virtualenv, nothing of ours
+  proc = subprocess.Popen(command, env=env, stdout=log,
                           stderr=subprocess.STDOUT, start_new_session=True)
   running = dataclasses.replace(target, port=port, pid=proc.pid)
   try:
@@ -415,7 +532,8 @@ def run_one(target: Target, concurrency: int, rows: int,
             payload: bytes) -> Result:
   """One measured window against a running target."""
   spec = load_generator.WorkerSpec(target.protocol, target.host, target.port,
-                                   payload, concurrency)
+                                   payload, concurrency,
+                                   grpc_method=grpc_method(target))
   samples = {}
 
   def sample(key):
@@ -469,6 +587,34 @@ def format_table(results: Sequence[Result]) -> str:
   return "\n".join(out)
 
 
+def median_results(results: Sequence[Result]) -> list[Result]:
+  """One Result per (target, concurrency, rows): the medians of the runs."""
+  groups: dict[tuple, list[Result]] = {}
+  for r in results:
+    groups.setdefault((r.target, r.concurrency, r.rows), []).append(r)
+  medians = []
+  for runs in groups.values():
+    def median(field, runs=runs):
+      values = [getattr(r, field) for r in runs
+                if getattr(r, field) is not None]
+      return statistics.median(values) if values else None
+    errors: dict = {}
+    for r in runs:
+      for key, count in r.errors.items():
+        errors[key] = errors.get(key, 0) + count
+    first = runs[0]
+    medians.append(Result(
+        target=first.target, protocol=first.protocol,
+        concurrency=first.concurrency, rows=first.rows,
+        duration_s=sum(r.duration_s for r in runs),
+        requests=sum(r.requests for r in runs), qps=median("qps"),
+        rows_per_s=median("rows_per_s"), p50_ms=median("p50_ms"),
+        p90_ms=median("p90_ms"), p99_ms=median("p99_ms"), errors=errors,
+        server_cpu_us_per_request=median("server_cpu_us_per_request"),
+        client_cpu_us_per_request=median("client_cpu_us_per_request")))
+  return medians
+
+
 def target_specs() -> list[str]:
   """--targets, or what its shorthands (--compare, --baseline, --target) say."""
   if _COMPARE.value:
@@ -497,21 +643,22 @@ def main(argv: Sequence[str]) -> None:
     raise app.UsageError(str(e)) from None
   levels = [int(c) for c in _CONCURRENCY.value]
   sizes = [int(r) for r in _ROWS.value]
-  needs_model = any(t.kind.startswith(("naive", "server")) for t in targets)
+  needs_model = any(t.kind.startswith(("naive", "server", "mlserver"))
+                    for t in targets)
   model_base_path = (_MODEL_BASE_PATH.value or
                      (default_model_base_path(export_model.MODEL.value)
                       if needs_model else ""))
   payload_cache: dict[tuple, bytes] = {}
 
   def payload(target: Target, rows: int) -> bytes:
-    key = (target.protocol, target.host, target.port, rows)
+    key = (target.protocol, target.api, target.binary, target.host,
+           target.port, rows)
     if key not in payload_cache:
-      payload_cache[key] = (grpc_payload(rows) if target.protocol == "grpc"
-                            else rest_payload(target.host, target.port, rows))
+      payload_cache[key] = payload_for(target, rows)
     return payload_cache[key]
 
   results = []
-  for target in targets:
+  for target in [t for _ in range(max(1, _REPEAT.value)) for t in targets]:
     # The floors answer with a fixed response sized for one rows value, so
     # they are restarted per size; the others serve every size.
     groups = ([[r] for r in sizes] if target.kind.startswith("floor")
@@ -530,6 +677,9 @@ def main(argv: Sequence[str]) -> None:
                   f"errors {dict(result.errors) or 0}", flush=True)
   print()
   print(format_table(results))
+  if _REPEAT.value > 1:
+    print(f"\nMedians over {_REPEAT.value} runs:")
+    print(format_table(median_results(results)))
   if _JSON_OUTPUT.value:
     with open(_JSON_OUTPUT.value, "w", encoding="utf-8") as f:
       json.dump([dataclasses.asdict(r) for r in results], f, indent=2)

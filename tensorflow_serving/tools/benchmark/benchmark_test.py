@@ -50,6 +50,19 @@ class ParseTargetTest(absltest.TestCase):
                      "rest")
     self.assertEqual(benchmark.parse_target("server_grpc").variant, "")
 
+  def test_v2_kinds(self):
+    t = benchmark.parse_target("server_v2_rest_binary")
+    self.assertEqual((t.protocol, t.api, t.binary), ("rest", "v2", True))
+    t = benchmark.parse_target("mlserver_v2_grpc")
+    self.assertEqual((t.protocol, t.api, t.binary), ("grpc", "v2", False))
+    t = benchmark.parse_target("server_v2_grpc:batching")
+    self.assertEqual((t.kind, t.variant, t.api),
+                     ("server_v2_grpc", "batching", "v2"))
+    t = benchmark.parse_target("v2rest_binary:localhost:8501:9")
+    self.assertEqual((t.protocol, t.api, t.binary, t.port, t.pid),
+                     ("rest", "v2", True, 8501, 9))
+    self.assertEqual(benchmark.parse_target("server_grpc").api, "tfs")
+
   def test_bad(self):
     for spec in ("fast_grpc", "grpc:localhost", "rest:h:port",
                  "server_grpc:", "server_grpc:a b", "floor_grpc:x"):
@@ -109,6 +122,38 @@ class TableTest(absltest.TestCase):
     self.assertAlmostEqual(r.server_cpu_us_per_request, 100.0)
     self.assertAlmostEqual(r.client_cpu_us_per_request, 50.0)
     self.assertEqual(r.errors, {"UNAVAILABLE": 1})
+
+
+class PayloadTest(absltest.TestCase):
+
+  @flagsaver.flagsaver(model_name="m", signature_name="sig",
+                       input_name="images")
+  def test_v2_payloads(self):
+    from tensorflow_serving.apis import grpc_service_pb2  # pylint: disable=g-import-not-at-top
+    request = grpc_service_pb2.ModelInferRequest.FromString(
+        benchmark.v2_grpc_payload(3))
+    self.assertEqual((request.model_name, list(request.inputs[0].shape)),
+                     ("m", [3, 784]))
+    self.assertLen(request.raw_input_contents[0], 3 * 784 * 4)
+    self.assertEqual(request.parameters["signature_name"].string_param, "sig")
+    binary = benchmark.v2_rest_payload("h", 1, 2, binary=True)
+    head, _, body = binary.partition(b"\r\n\r\n")
+    self.assertIn(b"POST /v2/models/m/infer HTTP/1.1", head)
+    length = int(head.split(b"Inference-Header-Content-Length: ")[1]
+                 .split(b"\r\n")[0])
+    header = json.loads(body[:length])
+    self.assertTrue(header["parameters"]["binary_data_output"])
+    self.assertLen(body[length:], 2 * 784 * 4)
+    plain = benchmark.v2_rest_payload("h", 1, 2, binary=False)
+    doc = json.loads(plain.partition(b"\r\n\r\n")[2])
+    self.assertLen(doc["inputs"][0]["data"], 2 * 784)
+
+  def test_medians(self):
+    medians = benchmark.median_results([
+        _result("a", 100, 10), _result("a", 300, 30), _result("a", 200, 50)])
+    self.assertLen(medians, 1)
+    self.assertEqual((medians[0].qps, medians[0].server_cpu_us_per_request),
+                     (200, 30))
 
 
 class SmokeTest(absltest.TestCase):

@@ -1,12 +1,13 @@
-"""A closed-loop load generator for gRPC Predict and REST :predict.
+"""A closed-loop load generator for gRPC and REST inference calls.
 
 The client shares the machine with the server, so every microsecond it
 spends is taken from the server. It therefore does as little as possible:
 requests are serialized once, up front, and sent as raw bytes; responses are
 not parsed beyond their status.
 
-  * gRPC: a generic unary-unary callable on the Predict method path with no
-    (de)serializers, driven by grpc futures. Each of the `concurrency` loops
+  * gRPC: a generic unary-unary callable on the method path (Predict, or
+    the V2 protocol's ModelInfer) with no (de)serializers, driven by grpc
+    futures. Each of the `concurrency` loops
     issues its next call from the previous call's done-callback, so no
     Python thread of ours takes part.
   * REST: one keep-alive HTTP/1.1 connection per loop, driven by an asyncio
@@ -29,6 +30,7 @@ import time
 from typing import Optional
 
 GRPC_PREDICT_METHOD = "/tensorflow.serving.PredictionService/Predict"
+GRPC_MODEL_INFER_METHOD = "/inference.GRPCInferenceService/ModelInfer"
 _MAX_MESSAGE = 2**31 - 1
 # How long a worker waits for its last in-flight calls after t_end.
 _DRAIN_SECONDS = 5.0
@@ -41,9 +43,10 @@ class WorkerSpec:
   protocol: str  # "grpc" or "rest"
   host: str
   port: int
-  payload: bytes  # serialized PredictRequest, or the whole HTTP request
+  payload: bytes  # serialized request message, or the whole HTTP request
   concurrency: int
   timeout_s: float = 30.0
+  grpc_method: str = GRPC_PREDICT_METHOD
 
 
 @dataclasses.dataclass
@@ -114,7 +117,7 @@ class _GrpcLoop:
 
 
 def _run_grpc(spec: WorkerSpec, window: _Window, channel) -> None:
-  call = channel.unary_unary(GRPC_PREDICT_METHOD)
+  call = channel.unary_unary(spec.grpc_method)
   finished = threading.Semaphore(0)
   loops = [
       _GrpcLoop(call, spec.payload, window, spec.timeout_s, finished)

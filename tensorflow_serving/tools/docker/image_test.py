@@ -62,13 +62,10 @@ _MNIST_ENV = "MNIST_DATA_DIR"
 # The tutorial's error-rate window (mnist_e2e_test; upstream reports 10.5%).
 _ERROR_RATE_RANGE = (6.0, 12.0)
 
-# The readiness probe's path. deployment.yaml probes /v2/health/ready, the
-# model-independent readiness that the server does not answer yet (it is
-# being built). Until then the probe runs against the model's status URL,
-# which also fails until the model is loaded: the server opens its ports only
-# once every configured model is available. When /v2/health/ready exists, set
-# this to None and the test probes the manifest's own path.
-_READINESS_PATH_OVERRIDE: Optional[str] = "/v1/models/mnist"
+# The readiness probe's path, if not the manifest's own. None: the test
+# probes what deployment.yaml probes, /v2/health/ready (model-independent
+# readiness: every configured model has a version AVAILABLE).
+_READINESS_PATH_OVERRIDE: Optional[str] = None
 
 # Whether the server's drain loses nothing under load. Not yet (the drain is
 # being hardened): SIGTERM under load can cancel a gRPC call that arrived as

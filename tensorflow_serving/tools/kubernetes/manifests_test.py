@@ -124,7 +124,8 @@ class ManifestsTest(absltest.TestCase):
         sorted((f["name"], f["version"], f["autoSelect"], f["priority"])
                for f in spec["supportedModelFormats"]),
         [("tensorflow", "1", True, 2), ("tensorflow", "2", True, 2)])
-    self.assertContainsSubset(["v1", "grpc-v1"], spec["protocolVersions"])
+    self.assertContainsSubset(["v1", "grpc-v1", "v2", "grpc-v2"],
+                              spec["protocolVersions"])
     (container,) = spec["containers"]
     self.assertEqual(container["name"], "kserve-container")
     self.assertEqual(container["image"], _IMAGE)
