@@ -417,8 +417,8 @@ class Server:
     except StartupError:
       self.stop()  # E.g. a bad session config file after batching started.
       raise
-    # What exists now (TensorFlow's modules, the loaded graphs: about a
-    # million objects) lives as long as the server. Out of the collector's
+    # What exists now (TensorFlow's modules, the loaded graphs: over 270,000
+    # objects) lives as long as the server. Out of the collector's
     # sight, a full collection scans only what requests allocate, instead of
     # stopping every thread for 100-200 ms (docs/performance.md, "Request
     # batching": the tail latency under load).
