@@ -28,22 +28,20 @@ workspace nor Bazel's runfiles are importable there.
 
 import base64
 import importlib
-import inspect
-import json
 import os
-import subprocess
-import tempfile
-from typing import Any, Callable, Dict, Iterator, List, Tuple
+from typing import Any, Dict, List
 
 from absl.testing import absltest
 from google.protobuf import descriptor_pb2
 
-# Each client: (environment variable naming its interpreter, module with the
-# messages, module with the stub).
+from tensorflow_serving.apis.test_util import client_subprocess
+from tensorflow_serving.apis.test_util import descriptor_summary
+
+# Each client: (module with the messages, module with the stub).
 _CLIENTS = {
-    "tritonclient": ("TRITONCLIENT_PYTHON", "tritonclient.grpc.service_pb2",
+    "tritonclient": ("tritonclient.grpc.service_pb2",
                      "tritonclient.grpc.service_pb2_grpc"),
-    "kserve": ("KSERVE_PYTHON", "kserve.protocol.grpc.grpc_predict_v2_pb2",
+    "kserve": ("kserve.protocol.grpc.grpc_predict_v2_pb2",
                "kserve.protocol.grpc.grpc_predict_v2_pb2_grpc"),
 }
 
@@ -240,102 +238,21 @@ def _client_main(messages_module: str, grpc_module: str, triton: bool,
 
 def _run_client(client: str, our_samples: Dict[str, bytes]) -> Dict[str, Any]:
   """Runs _client_main in the client's own interpreter; returns its reply."""
-  env_var, messages_module, grpc_module = _CLIENTS[client]
-  python = os.environ.get(env_var)
-  if not python or not os.access(python, os.X_OK):
-    raise AssertionError(
-        f"{env_var} is {python!r}; it must name the Python of the {client} "
-        "virtualenv that tools/configure.sh makes (.v2_clients/"
-        f"{client}/bin/python3) and passes to Bazel with `test --test_env` "
-        "in .tf_serving_v2_clients.bazelrc. Run tools/configure.sh.")
-  triton = client == "tritonclient"
-  script = "\n\n".join([
-      "from __future__ import annotations",
-      "from typing import Any, Dict",
-      inspect.getsource(_build_samples),
-      inspect.getsource(_client_main),
-      "import sys\n_client_main(sys.argv[1], sys.argv[2], "
-      f"{triton!r}, sys.argv[3], sys.argv[4])\n",
-  ])
-  with tempfile.TemporaryDirectory() as tmp:
-    script_path = os.path.join(tmp, "client_dump.py")
-    request_path = os.path.join(tmp, "our_samples.json")
-    reply_path = os.path.join(tmp, "reply.json")
-    with open(script_path, "w") as f:
-      f.write(script)
-    with open(request_path, "w") as f:
-      json.dump({
+  messages_module, grpc_module = _CLIENTS[client]
+  return client_subprocess.run_functions(
+      client_subprocess.v2_client_python(client), [_build_samples],
+      _client_main,
+      [messages_module, grpc_module, client == "tritonclient"], {
           name: base64.b64encode(data).decode("ascii")
           for name, data in our_samples.items()
-      }, f)
-    # No inherited PYTHONPATH (Bazel puts our runfiles there); -P keeps the
-    # script's directory off sys.path, -s the user site-packages.
-    env = {"PYTHONNOUSERSITE": "1", "PATH": "/usr/bin:/bin"}
-    result = subprocess.run(
-        [python, "-P", "-s", script_path, messages_module, grpc_module,
-         request_path, reply_path],
-        cwd=tmp, env=env, capture_output=True, text=True, timeout=300,
-        check=False)
-    if result.returncode != 0:
-      raise AssertionError(
-          f"the {client} subprocess failed (exit {result.returncode}):\n"
-          f"{result.stderr}")
-    with open(reply_path) as f:
-      return json.load(f)
-
-
-def _walk_messages(
-    prefix: str, messages: List[descriptor_pb2.DescriptorProto]
-) -> Iterator[Tuple[str, descriptor_pb2.DescriptorProto]]:
-  """Yields (full name, DescriptorProto) for messages and nested messages."""
-  for message in messages:
-    full_name = f"{prefix}.{message.name}"
-    yield full_name, message
-    yield from _walk_messages(full_name, list(message.nested_type))
-
-
-def _messages(
-    file_proto: descriptor_pb2.FileDescriptorProto
-) -> Dict[str, descriptor_pb2.DescriptorProto]:
-  return dict(_walk_messages(file_proto.package, list(file_proto.message_type)))
-
-
-def _field_summary(message: descriptor_pb2.DescriptorProto,
-                   field: descriptor_pb2.FieldDescriptorProto) -> Dict[str, Any]:
-  """The properties of a field that decide its wire format and JSON name."""
-  oneof = None
-  if field.HasField("oneof_index"):
-    oneof = message.oneof_decl[field.oneof_index].name
-  return {
-      "number": field.number,
-      "type": descriptor_pb2.FieldDescriptorProto.Type.Name(field.type),
-      "label": descriptor_pb2.FieldDescriptorProto.Label.Name(field.label),
-      "type_name": field.type_name,
-      "oneof": oneof,
-      "proto3_optional": field.proto3_optional,
-      "json_name": field.json_name if field.HasField("json_name") else None,
-  }
-
-
-def _message_summary(message: descriptor_pb2.DescriptorProto) -> Dict[str, Any]:
-  """Everything about a message that a client could depend on."""
-  return {
-      "fields": {f.name: _field_summary(message, f) for f in message.field},
-      "nested": sorted(m.name for m in message.nested_type),
-      "enums": {e.name: {v.name: v.number for v in e.value}
-                for e in message.enum_type},
-      "oneofs": [o.name for o in message.oneof_decl],
-      "map_entry": message.options.map_entry,
-      "reserved_ranges": sorted(
-          (r.start, r.end) for r in message.reserved_range),
-      "reserved_names": sorted(message.reserved_name),
-  }
+      },
+      what=f"the {client} subprocess")
 
 
 def _reachable(file_proto: descriptor_pb2.FileDescriptorProto,
                roots: List[str]) -> set:
   """The message full names reachable from `roots` through fields."""
-  messages = _messages(file_proto)
+  messages = descriptor_summary.messages(file_proto)
   seen = set()
   todo = [r.lstrip(".") for r in roots]
   while todo:
@@ -392,7 +309,7 @@ class GrpcServiceConformanceTest(absltest.TestCase):
       with self.subTest(client=client):
         self.assertFalse(reply["ours_importable"],
                          f"our package is importable in the {client} process")
-        python = os.environ[_CLIENTS[client][0]]
+        python = client_subprocess.v2_client_python(client)
         env_dir = os.path.dirname(os.path.dirname(python))
         self.assertTrue(
             os.path.realpath(reply["origin"]).startswith(
@@ -413,15 +330,15 @@ class GrpcServiceConformanceTest(absltest.TestCase):
         self.assertEqual(theirs.syntax, "proto3")
 
   def test_every_message_we_define_matches_triton(self):
-    theirs = _messages(self.theirs["tritonclient"])
-    ours = _messages(self.ours)
+    theirs = descriptor_summary.messages(self.theirs["tritonclient"])
+    ours = descriptor_summary.messages(self.ours)
     self.assertGreaterEqual(len(ours), 25)
     fields = 0
     for full_name, message in ours.items():
       with self.subTest(message=full_name):
         self.assertIn(full_name, theirs, f"tritonclient has no {full_name}")
-        self.assertEqual(_message_summary(message),
-                         _message_summary(theirs[full_name]))
+        self.assertEqual(descriptor_summary.message_summary(message),
+                         descriptor_summary.message_summary(theirs[full_name]))
         fields += len(message.field)
     self.assertGreater(fields, 60)
 
@@ -429,7 +346,7 @@ class GrpcServiceConformanceTest(absltest.TestCase):
     service = self._our_service()
     roots = [m.input_type for m in service.method] + [
         m.output_type for m in service.method]
-    self.assertEqual(set(_messages(self.ours)),
+    self.assertEqual(set(descriptor_summary.messages(self.ours)),
                      _reachable(self.theirs["tritonclient"], roots))
 
   def test_enums_match(self):
@@ -461,16 +378,16 @@ class GrpcServiceConformanceTest(absltest.TestCase):
              other.server_streaming))
 
   def test_core_rpcs_and_messages_match_kserve(self):
-    theirs = _messages(self.theirs["kserve"])
-    ours = _messages(self.ours)
+    theirs = descriptor_summary.messages(self.theirs["kserve"])
+    ours = descriptor_summary.messages(self.ours)
     compared = 0
     for full_name, message in theirs.items():
       if full_name.split(".")[1] in _KSERVE_DIFFERENT:
         continue
       with self.subTest(message=full_name):
         self.assertIn(full_name, ours)
-        our_summary = _message_summary(ours[full_name])
-        their_summary = _message_summary(message)
+        our_summary = descriptor_summary.message_summary(ours[full_name])
+        their_summary = descriptor_summary.message_summary(message)
         our_fields = our_summary.pop("fields")
         their_fields = their_summary.pop("fields")
         self.assertEqual(our_summary, their_summary)

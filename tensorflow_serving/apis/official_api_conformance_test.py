@@ -25,16 +25,15 @@ very same code.
 
 import base64
 import importlib
-import inspect
-import json
 import os
-import subprocess
 import sys
-import tempfile
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Tuple
 
 from absl.testing import absltest
 from google.protobuf import descriptor_pb2
+
+from tensorflow_serving.apis.test_util import client_subprocess
+from tensorflow_serving.apis.test_util import descriptor_summary
 
 _ORACLE_ENV = "TF_SERVING_API_ORACLE"
 
@@ -286,89 +285,14 @@ def _our_module(name: str) -> Any:
 def _run_oracle(oracle_dir: str,
                 our_samples: Dict[str, bytes]) -> Dict[str, Any]:
   """Runs _oracle_main in a clean subprocess and returns its JSON reply."""
-  script = "\n\n".join([
-      # The functions' type hints name typing classes the script lacks.
-      "from __future__ import annotations",
-      inspect.getsource(_build_samples),
-      inspect.getsource(_oracle_main),
-      "import sys\n_oracle_main(sys.argv[1], sys.argv[2])\n",
-  ])
-  with tempfile.TemporaryDirectory() as tmp:
-    script_path = os.path.join(tmp, "oracle_dump.py")
-    request_path = os.path.join(tmp, "our_samples.json")
-    reply_path = os.path.join(tmp, "reply.json")
-    with open(script_path, "w") as f:
-      f.write(script)
-    with open(request_path, "w") as f:
-      json.dump({
+  return client_subprocess.run_functions(
+      sys.executable, [_build_samples], _oracle_main, [], {
           name: base64.b64encode(data).decode("ascii")
           for name, data in our_samples.items()
-      }, f)
-    # Only the oracle directory is importable: no inherited PYTHONPATH (Bazel
-    # puts our runfiles there), -P keeps the script's and the current
-    # directory off sys.path, -s keeps user site-packages out.
-    env = {"PYTHONPATH": oracle_dir, "PYTHONNOUSERSITE": "1"}
-    result = subprocess.run(
-        [sys.executable, "-P", "-s", script_path, request_path, reply_path],
-        cwd=tmp, env=env, capture_output=True, text=True, timeout=300,
-        check=False)
-    if result.returncode != 0:
-      raise AssertionError(
-          f"the oracle subprocess failed (exit {result.returncode}):\n"
-          f"{result.stderr}")
-    with open(reply_path) as f:
-      return json.load(f)
-
-
-def _walk_messages(
-    prefix: str, messages: List[descriptor_pb2.DescriptorProto]
-) -> Iterator[Tuple[str, descriptor_pb2.DescriptorProto]]:
-  """Yields (full name, DescriptorProto) for messages and nested messages."""
-  for message in messages:
-    full_name = f"{prefix}.{message.name}"
-    yield full_name, message
-    yield from _walk_messages(full_name, list(message.nested_type))
-
-
-def _walk_enums(
-    file_proto: descriptor_pb2.FileDescriptorProto
-) -> Iterator[Tuple[str, descriptor_pb2.EnumDescriptorProto]]:
-  """Yields (full name, EnumDescriptorProto) for top-level and nested enums."""
-  package = file_proto.package
-  for enum in file_proto.enum_type:
-    yield f"{package}.{enum.name}", enum
-  for message_name, message in _walk_messages(package,
-                                              list(file_proto.message_type)):
-    for enum in message.enum_type:
-      yield f"{message_name}.{enum.name}", enum
-
-
-def _field_summary(
-    message: descriptor_pb2.DescriptorProto,
-    field: descriptor_pb2.FieldDescriptorProto) -> Dict[str, Any]:
-  """The properties of a field that decide its wire format and JSON name."""
-  oneof: Optional[str] = None
-  if field.HasField("oneof_index"):
-    oneof = message.oneof_decl[field.oneof_index].name
-  return {
-      "number": field.number,
-      "type": descriptor_pb2.FieldDescriptorProto.Type.Name(field.type),
-      "label": descriptor_pb2.FieldDescriptorProto.Label.Name(field.label),
-      "type_name": field.type_name,
-      "oneof": oneof,
-      "proto3_optional": field.proto3_optional,
-      "json_name": field.json_name if field.HasField("json_name") else None,
-  }
-
-
-def _message_summary(
-    message: descriptor_pb2.DescriptorProto) -> Dict[str, Any]:
-  return {
-      "map_entry": message.options.map_entry,
-      "reserved_ranges": sorted(
-          (r.start, r.end) for r in message.reserved_range),
-      "reserved_names": sorted(message.reserved_name),
-  }
+      },
+      what="the oracle subprocess",
+      # Only the oracle directory is importable.
+      env={"PYTHONPATH": oracle_dir, "PYTHONNOUSERSITE": "1"})
 
 
 class OfficialApiConformanceTest(absltest.TestCase):
@@ -435,22 +359,22 @@ class OfficialApiConformanceTest(absltest.TestCase):
   def test_messages_match(self):
     checked = 0
     for module_name, official in self.official_files.items():
-      ours = dict(_walk_messages(
+      ours = dict(descriptor_summary.walk_messages(
           official.package, list(self._our_file(module_name).message_type)))
-      for full_name, message in _walk_messages(official.package,
-                                               list(official.message_type)):
+      for full_name, message in descriptor_summary.messages(official).items():
         with self.subTest(message=full_name):
           self.assertIn(full_name, ours, f"{official.name}: no {full_name}")
           our_message = ours[full_name]
-          self.assertEqual(_message_summary(our_message),
-                           _message_summary(message))
+          self.assertEqual(descriptor_summary.message_shape(our_message),
+                           descriptor_summary.message_shape(message))
           our_fields = {f.name: f for f in our_message.field}
           for field in message.field:
             self.assertIn(field.name, our_fields,
                           f"{full_name} has no field {field.name}")
             self.assertEqual(
-                _field_summary(our_message, our_fields[field.name]),
-                _field_summary(message, field),
+                descriptor_summary.field_summary(our_message,
+                                                 our_fields[field.name]),
+                descriptor_summary.field_summary(message, field),
                 f"field {full_name}.{field.name}")
             checked += 1
     self.assertGreater(checked, 100)
@@ -458,8 +382,8 @@ class OfficialApiConformanceTest(absltest.TestCase):
   def test_enums_match(self):
     checked = 0
     for module_name, official in self.official_files.items():
-      ours = dict(_walk_enums(self._our_file(module_name)))
-      for full_name, enum in _walk_enums(official):
+      ours = dict(descriptor_summary.walk_enums(self._our_file(module_name)))
+      for full_name, enum in descriptor_summary.walk_enums(official):
         with self.subTest(enum=full_name):
           self.assertIn(full_name, ours, f"{official.name}: no {full_name}")
           our_values = {v.name: v.number for v in ours[full_name].value}
@@ -497,7 +421,7 @@ class OfficialApiConformanceTest(absltest.TestCase):
   def test_files_the_official_package_lacks_match_the_reference(self):
     for module_name, messages in _NOT_IN_OFFICIAL_PACKAGE.items():
       proto = self._our_file(module_name)
-      ours = dict(_walk_messages(proto.package, list(proto.message_type)))
+      ours = descriptor_summary.messages(proto)
       for message_name, fields in messages.items():
         with self.subTest(message=message_name):
           full_name = f"{proto.package}.{message_name}"

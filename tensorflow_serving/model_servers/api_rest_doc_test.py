@@ -12,16 +12,12 @@ prints what each block printed, for updating the doc.
 """
 
 import os
-import subprocess
-import sys
 import tempfile
 
 from absl import flags
 from absl.testing import absltest
 
 from tensorflow_serving.config import monitoring_config_pb2
-from tensorflow_serving.example import mnist_input_data
-from tensorflow_serving.example import mnist_test_util
 from tensorflow_serving.model_servers import data_plane
 from tensorflow_serving.model_servers import http_server
 from tensorflow_serving.model_servers import server_core as server_core_lib
@@ -36,18 +32,6 @@ _DOC_PORT = 8501
 _TRAINING_ITERATIONS = 200
 
 
-def _mnist_work_dir(scratch: str) -> str:
-  """Where the real MNIST files are ($MNIST_DATA_DIR, ../shared/mnist), or
-  a directory of synthetic ones (enough for the exporter's 5000-image
-  validation split)."""
-  for directory in mnist_input_data.search_dirs(scratch):
-    if all(os.path.exists(os.path.join(directory, name))
-           for name in mnist_input_data.FILES):
-      return directory
-  return mnist_test_util.write_data_set(os.path.join(scratch, "mnist_data"),
-                                        num_train=5500, num_test=100)
-
-
 class ApiRestDocTest(absltest.TestCase):
 
   @classmethod
@@ -55,12 +39,7 @@ class ApiRestDocTest(absltest.TestCase):
     super().setUpClass()
     cls.scratch = tempfile.mkdtemp(dir=absltest.get_default_test_tmpdir())
     base_path = os.path.join(cls.scratch, "mnist")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    subprocess.run(
-        [sys.executable, "-m", "tensorflow_serving.example.mnist_saved_model",
-         f"--training_iteration={_TRAINING_ITERATIONS}",
-         f"--work_dir={_mnist_work_dir(cls.scratch)}", base_path],
-        check=True, env=env, stdout=subprocess.DEVNULL)
+    doc_examples.export_mnist(cls.scratch, base_path, _TRAINING_ITERATIONS)
     config = server_core_test_util.model_config(
         {"mnist": base_path}, platform=server_core_lib.TENSORFLOW_MODEL_PLATFORM)
     cls.core = server_core_lib.ServerCore.create(server_core_test_util.options(

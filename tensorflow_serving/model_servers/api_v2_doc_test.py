@@ -13,18 +13,14 @@ prints what each block printed, for updating the doc.
 """
 
 import os
-import socket
-import subprocess
-import sys
 import tempfile
 
 from absl import flags
 from absl.testing import absltest
 
-from tensorflow_serving.example import mnist_input_data
-from tensorflow_serving.example import mnist_test_util
 from tensorflow_serving.model_servers import server as server_lib
 from tensorflow_serving.model_servers.test_util import doc_examples
+from tensorflow_serving.model_servers.test_util import model_server_process
 
 _PRINT_OUTPUTS = flags.DEFINE_bool(
     "print_outputs", False, "Print each example's output (to update the doc).")
@@ -34,22 +30,6 @@ _DOC_MODEL_PATH = "/tmp/mnist"
 _TRAINING_ITERATIONS = 200
 
 
-def _free_port() -> int:
-  with socket.socket() as s:
-    s.bind(("localhost", 0))
-    return s.getsockname()[1]
-
-
-def _mnist_work_dir(scratch: str) -> str:
-  """The real MNIST files if present, else synthetic ones."""
-  for directory in mnist_input_data.search_dirs(scratch):
-    if all(os.path.exists(os.path.join(directory, name))
-           for name in mnist_input_data.FILES):
-      return directory
-  return mnist_test_util.write_data_set(os.path.join(scratch, "mnist_data"),
-                                        num_train=5500, num_test=100)
-
-
 class ApiV2DocTest(absltest.TestCase):
 
   @classmethod
@@ -57,16 +37,13 @@ class ApiV2DocTest(absltest.TestCase):
     super().setUpClass()
     cls.scratch = tempfile.mkdtemp(dir=absltest.get_default_test_tmpdir())
     cls.base_path = os.path.join(cls.scratch, "mnist")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    subprocess.run(
-        [sys.executable, "-m", "tensorflow_serving.example.mnist_saved_model",
-         f"--training_iteration={_TRAINING_ITERATIONS}",
-         f"--work_dir={_mnist_work_dir(cls.scratch)}", cls.base_path],
-        check=True, env=env, stdout=subprocess.DEVNULL)
+    doc_examples.export_mnist(cls.scratch, cls.base_path,
+                              _TRAINING_ITERATIONS)
     # As the doc's command line.
     cls.server = server_lib.Server()
     cls.server.build_and_start(server_lib.ServerOptions(
-        port=_free_port(), rest_api_port=_free_port(), model_name="mnist",
+        port=model_server_process.free_port(),
+        rest_api_port=model_server_process.free_port(), model_name="mnist",
         model_base_path=cls.base_path, rest_api_num_threads=4,
         grpc_max_threads=4))
 

@@ -18,86 +18,20 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import threading
 import time
 import urllib.request
 
 from absl.testing import absltest
 import grpc
-import numpy as np
 
 from tensorflow_serving.apis import get_model_status_pb2
-from tensorflow_serving.apis import model_service_pb2_grpc
-from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 from tensorflow_serving.model_servers.test_util import model_server_process
+from tensorflow_serving.model_servers.test_util import predict_loop
 from tensorflow_serving.servables.tensorflow.test_util import half_plus_two
-from tensorflow_serving.util import tensor_codec
 
-_WAIT = 120.0
 State = get_model_status_pb2.ModelVersionStatus.State
-
-
-def _wait_for(what, predicate, timeout=_WAIT):
-  deadline = time.monotonic() + timeout
-  while time.monotonic() < deadline:
-    if predicate():
-      return
-    time.sleep(0.1)
-  raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-
-
-def _predict_request() -> predict_pb2.PredictRequest:
-  request = predict_pb2.PredictRequest()
-  request.model_spec.name = "half"
-  request.inputs["x"].CopyFrom(tensor_codec.ndarray_to_tensor_proto(
-      np.array([[1.0]], np.float32)))
-  return request
-
-
-class _PredictLoop(threading.Thread):
-  """Calls Predict back to back; records each answer's version or failure."""
-
-  def __init__(self, target: str):
-    super().__init__(daemon=True)
-    self._target = target
-    self._stop_event = threading.Event()
-    self._mu = threading.Lock()
-    self.versions: list[int] = []  # guarded by self._mu
-    self.failures: list[str] = []  # guarded by self._mu
-
-  def run(self):
-    request = _predict_request()
-    with grpc.insecure_channel(self._target) as channel:
-      stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-      while not self._stop_event.is_set():
-        try:
-          response = stub.Predict(request, timeout=30)
-          with self._mu:
-            if list(response.outputs["y"].float_val) != [2.5]:
-              self.failures.append(f"wrong answer {response.outputs}")
-            self.versions.append(response.model_spec.version.value)
-        except grpc.RpcError as e:
-          with self._mu:
-            self.failures.append(f"{e.code().name}: {e.details()}")
-        time.sleep(0.005)
-
-  def snapshot(self):
-    with self._mu:
-      return list(self.versions), list(self.failures)
-
-  def stop(self):
-    self._stop_event.set()
-    self.join(60)
-
-
-def _model_status(target: str) -> dict[int, get_model_status_pb2.ModelVersionStatus]:
-  request = get_model_status_pb2.GetModelStatusRequest()
-  request.model_spec.name = "half"
-  with grpc.insecure_channel(target) as channel:
-    response = model_service_pb2_grpc.ModelServiceStub(
-        channel).GetModelStatus(request, timeout=30)
-  return {s.version: s for s in response.model_version_status}
+_PAUSE = 0.005  # Between a client's calls: as close to back to back as is fair.
 
 
 class CorruptVersionTest(absltest.TestCase):
@@ -116,10 +50,10 @@ class CorruptVersionTest(absltest.TestCase):
     self.addCleanup(server.kill)
     server.start()
     target = f"localhost:{port}"
-    loop = _PredictLoop(target)
+    loop = predict_loop.PredictLoop(target, pause_seconds=_PAUSE)
     loop.start()
     self.addCleanup(loop.stop)
-    _wait_for("answers from version 1", lambda: len(loop.snapshot()[0]) > 20)
+    loop.wait_for_answers(20)  # From version 1.
 
     # Version 2: a complete-looking copy whose variables are cut in half.
     staging = os.path.join(exports, "2")
@@ -132,24 +66,23 @@ class CorruptVersionTest(absltest.TestCase):
     os.rename(staging, os.path.join(base, "2"))
 
     def v2_failed():
-      status = _model_status(target).get(2)
+      status = predict_loop.model_version_statuses(target).get(2)
       return (status is not None and status.state == State.END and
               status.status.error_code != 0)
 
-    _wait_for("version 2 to fail its load", v2_failed)
-    self.assertEqual(_model_status(target)[1].state, State.AVAILABLE)
+    predict_loop.wait_for("version 2 to fail its load", v2_failed)
+    self.assertEqual(predict_loop.model_version_statuses(target)[1].state,
+                     State.AVAILABLE)
     shutil.copytree(good, os.path.join(base, "3"))
-    _wait_for("version 3 to serve", lambda: 3 in loop.snapshot()[0])
-    versions_before_stop = len(loop.snapshot()[0])
-    _wait_for("more answers", lambda: len(loop.snapshot()[0]) >
-              versions_before_stop + 20)
+    loop.wait_for_version(3)
+    loop.wait_for_answers(20)
     loop.stop()
 
     versions, failures = loop.snapshot()
     self.assertEmpty(failures, server.log()[-4000:])
     self.assertEqual(set(versions), {1, 3})
     self.assertEqual(versions, sorted(versions))
-    statuses = _model_status(target)
+    statuses = predict_loop.model_version_statuses(target)
     self.assertEqual(statuses[3].state, State.AVAILABLE)
     self.assertEqual(statuses[2].state, State.END)
     self.assertNotEqual(statuses[2].status.error_code, 0)
@@ -177,12 +110,15 @@ class KillAndRestartTest(absltest.TestCase):
     first = model_server_process.ModelServerProcess(args)
     self.addCleanup(first.kill)
     first.start()
-    loops = [_PredictLoop(f"localhost:{port}"),
-             _PredictLoop(f"unix:{socket_path}")]
+    loops = [
+        predict_loop.PredictLoop(target, pause_seconds=_PAUSE)
+        for target in (f"localhost:{port}", f"unix:{socket_path}")
+    ]
     for loop in loops:
       loop.start()
       self.addCleanup(loop.stop)
-    _wait_for("answers", lambda: all(len(l.snapshot()[0]) > 20 for l in loops))
+    for loop in loops:
+      loop.wait_for_answers(20)
     first.kill()  # SIGKILL: no drain, nothing cleaned up.
     for loop in loops:
       loop.stop()
@@ -195,7 +131,7 @@ class KillAndRestartTest(absltest.TestCase):
     for target in (f"localhost:{port}", f"unix:{socket_path}"):
       with grpc.insecure_channel(target) as channel:
         response = prediction_service_pb2_grpc.PredictionServiceStub(
-            channel).Predict(_predict_request(), timeout=30)
+            channel).Predict(predict_loop.half_plus_two_request(), timeout=30)
       self.assertEqual(list(response.outputs["y"].float_val), [2.5])
     body = json.dumps({"instances": [[1.0]]}).encode()
     with urllib.request.urlopen(

@@ -52,6 +52,13 @@ Per request, as upstream:
     it succeeded, timed in :tensorflow:serving:request_latency
     (entrypoint="REST", API = the URL verb), by the data plane.
 
+Not in upstream: given an SSL context (--rest_api_ssl_config_file, made by
+ssl_util.build_ssl_context: TLS 1.2+, mutual TLS with client_verify), the
+port speaks HTTPS only; a client that sends plain HTTP fails the handshake and is disconnected. Given
+a RestrictedApi (--restricted_api), each request's API group comes from its
+URL (api_group) and a guarded group's request without its header gets 403
+{"error": ...} before its body is looked at; OPTIONS stays open.
+
 HTTP/1.1 as clients use it: keep-alive (and HTTP/1.0's), pipelined requests
 answered in order, chunked request bodies, "Expect: 100-continue"; a request
 the parser refuses gets 400 and the connection is closed. The request line
@@ -80,6 +87,7 @@ import multiprocessing
 import re
 import socket
 import struct
+import ssl
 import threading
 import time
 from typing import Awaitable, Callable, Hashable, Optional, TypeVar, Union
@@ -96,6 +104,7 @@ from tensorflow_serving.model_servers import data_plane as data_plane_lib
 from tensorflow_serving.model_servers import http_rest_api_handler
 from tensorflow_serving.model_servers import http_rest_api_util
 from tensorflow_serving.model_servers import prometheus_exporter
+from tensorflow_serving.model_servers import restricted_api as restricted_api_lib
 from tensorflow_serving.model_servers import v2_http_rest_api_handler as v2_handler_lib
 from tensorflow_serving.util import json_tensor
 from tensorflow_serving.util import memory_budget as memory_budget_lib
@@ -225,6 +234,11 @@ class HttpRestServerOptions:
       call on the pool.
     max_body_bytes: the largest body, as received and once inflated; over
       it: 413 [--rest_api_max_body_bytes].
+    ssl_context: serve HTTPS only, with this server-side context
+      (ssl_util.build_ssl_context of --rest_api_ssl_config_file); None:
+      plain HTTP.
+    restricted_api: the API groups that need a header [--restricted_api];
+      None: every API is open.
   """
 
   num_threads: int = dataclasses.field(default_factory=default_num_threads)
@@ -234,6 +248,8 @@ class HttpRestServerOptions:
   host: str = "0.0.0.0"
   inline_max_micros: int = 1000
   max_body_bytes: int = http_rest_api_util.DEFAULT_MAX_BODY_BYTES
+  ssl_context: Optional[ssl.SSLContext] = None
+  restricted_api: Optional[restricted_api_lib.RestrictedApi] = None
 
 
 class CallTimes:
@@ -706,6 +722,42 @@ def _release(request: HttpRequest) -> None:
     request.body_budget.release()
 
 
+def api_group(http_method: str, path: str,
+              metrics_path: Optional[str] = None,
+              v2: bool = True) -> Optional[restricted_api_lib.ApiGroup]:
+  """The --restricted_api group of a request, routed as _respond routes it.
+
+  None for what no group guards: the CORS preflight (OPTIONS) and URLs the
+  server answers with a plain 404. A /v1 or /v2 URL that names no known call
+  falls in the strictest group, as an unknown gRPC method does, so that no
+  URL the handlers might still act on slips past its group.
+
+  Args:
+    http_method: "GET", "POST", ...
+    path: the URL path, without the query string.
+    metrics_path: the Prometheus page's path, if it is served.
+    v2: whether /v2 URLs are served.
+  """
+  groups = restricted_api_lib.ApiGroup
+  if metrics_path is not None and path == metrics_path:
+    return groups.METRICS
+  if http_method == "OPTIONS":
+    return None
+  if v2 and (path == v2_handler_lib.PATH_PREFIX or
+             path.startswith(v2_handler_lib.PATH_PREFIX + "/")):
+    return v2_handler_lib.api_group(http_method, path)
+  if not http_rest_api_util.PATH_REGEX.fullmatch(path):
+    return None
+  # As http_rest_api_util.parse_model_info matches them.
+  if http_method == "POST" and http_rest_api_util.PREDICTION_API_REGEX.fullmatch(
+      path):
+    return groups.INFERENCE
+  if http_method == "GET" and http_rest_api_util.MODEL_STATUS_API_REGEX.fullmatch(
+      path):
+    return groups.METADATA
+  return restricted_api_lib.STRICTEST_GROUP
+
+
 class HttpRestServer:
   """Serves the REST API of a ServerCore. See the module docstring."""
 
@@ -726,6 +778,9 @@ class HttpRestServer:
     # Bodies at least this large are charged (below it, none is).
     self.min_charge_bytes = (memory_budget.min_charge_bytes
                              if memory_budget is not None else 1 << 62)
+    self._restricted_api = (options.restricted_api
+                            if options.restricted_api is not None and
+                            options.restricted_api.enabled else None)
     self._handler = http_rest_api_handler.HttpRestApiHandler(data_plane)
     self._v2_handler = v2_handler
     self._pool = concurrent.futures.ThreadPoolExecutor(
@@ -789,6 +844,11 @@ class HttpRestServer:
     self._thread.start()
     started.result()  # Re-raises a failure to start serving.
     logging.info("Exporting HTTP/REST API at:localhost:%d ...", self.port)
+    context = self._options.ssl_context
+    if context is not None:
+      logging.info("The HTTP/REST port serves HTTPS only%s.",
+                   " (mutual TLS)" if context.verify_mode == ssl.CERT_REQUIRED
+                   else "")
     return self.port
 
   def _run_loop(self, sock: socket.socket,
@@ -798,7 +858,7 @@ class HttpRestServer:
     try:
       self._server = loop.run_until_complete(
           loop.create_server(lambda: _Connection(self), sock=sock,
-                             backlog=1024))
+                             backlog=1024, ssl=self._options.ssl_context))
     except BaseException as e:  # pylint: disable=broad-except
       started.set_exception(e)
       return
@@ -970,6 +1030,10 @@ class HttpRestServer:
       self, request: HttpRequest
   ) -> Union[HttpResponse, Awaitable[HttpResponse]]:
     """The response, or an awaitable of it (calls run on the pool)."""
+    if self._restricted_api is not None:
+      refused = self._refuse_restricted(request)
+      if refused is not None:
+        return refused
     path = request.path
     if self._metrics_path is not None and path == self._metrics_path:
       return self._metrics_page()
@@ -989,6 +1053,22 @@ class HttpRestServer:
     return self._run(request, self._handler.process_request, args, context,
                      http_rest_api_handler.RestResult.failure,
                      self._to_response)
+
+  def _refuse_restricted(self, request: HttpRequest) -> Optional[HttpResponse]:
+    """403 for a request of a guarded group without its header, else None."""
+    group = api_group(request.method, request.path, self._metrics_path,
+                      self._v2_handler is not None)
+    if group is None:
+      return None
+    try:
+      self._restricted_api.check(group, request.headers.get, metrics.REST)
+    except status.ServingError as e:
+      logging.vlog(1, "HTTP/REST request refused: %s %s Error: %s",
+                   request.method, request.path, e.message)
+      return HttpResponse(to_http_status(e.code), self._json_headers,
+                          json_tensor.make_json_error(e.message).encode(
+                              "utf-8"))
+    return None
 
   def _respond_v2(
       self, request: HttpRequest

@@ -78,7 +78,8 @@ def configure(log_format: str) -> None:
   """Makes every Python log record of this process use `log_format`.
 
   Call once, after absl has installed its handler (in main()). "text"
-  changes nothing (absl's format, as upstream's binary).
+  keeps absl's format (as upstream's binary) and only makes TensorFlow's
+  Python records go through it once.
 
   Raises:
     ValueError: an unknown format.
@@ -86,6 +87,13 @@ def configure(log_format: str) -> None:
   if log_format not in FORMATS:
     raise ValueError(f"--log_format must be one of {', '.join(FORMATS)}, not "
                      f"{log_format!r}")
+  # Either way, TensorFlow's records go through the root (absl's) handler
+  # only: with its own handler as well, each would be printed twice.
+  for name in _LOGGERS_WITH_OWN_HANDLERS:
+    logger = logging.getLogger(name)
+    for handler in list(logger.handlers):
+      logger.removeHandler(handler)
+    logger.propagate = True
   if log_format == TEXT:
     return
   formatter = JsonFormatter()
@@ -93,9 +101,4 @@ def configure(log_format: str) -> None:
   root = logging.getLogger()
   for handler in root.handlers:
     handler.setFormatter(formatter)
-  for name in _LOGGERS_WITH_OWN_HANDLERS:
-    logger = logging.getLogger(name)
-    for handler in list(logger.handlers):
-      logger.removeHandler(handler)
-    logger.propagate = True
   logging.captureWarnings(True)

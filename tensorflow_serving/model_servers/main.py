@@ -123,6 +123,9 @@ flags.DEFINE_integer("storage_download_threads", _DEFAULTS.storage_download_thre
 # --- Not in upstream: access control -----------------------------------------
 flags.DEFINE_string("restricted_api", _DEFAULTS.restricted_api, "GROUPS:KEY=VALUE[;GROUPS:KEY=VALUE...]: requests to the API groups GROUPS (a comma list of inference, metadata, model_management, metrics, health) must carry the header (gRPC metadata) KEY with the value VALUE, else they get PERMISSION_DENIED (REST: 403). Empty: every API is open.")
 
+# --- Not in upstream: TLS on the REST port ------------------------------------
+flags.DEFINE_string("rest_api_ssl_config_file", _DEFAULTS.rest_api_ssl_config_file, "If non-empty, read an ascii SSLConfig protobuf (as --ssl_config_file) from the supplied file name and serve the HTTP/REST API, the V2 endpoints and the Prometheus page over HTTPS only; client_verify: true requires client certificates signed by custom_ca (mutual TLS).")
+
 # --- Not in upstream: memory bounds --------------------------------------------
 flags.DEFINE_integer("request_memory_budget_bytes", _DEFAULTS.request_memory_budget_bytes, "The bytes all requests together may be decoding at once (gRPC messages and what is decoded from them, REST bodies once inflated and parsed). A large request that finds the budget full waits briefly, then gets RESOURCE_EXHAUSTED before anything is allocated for it. Requests under 1 MiB are not counted. 0: no bound.")
 

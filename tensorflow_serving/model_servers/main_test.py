@@ -76,8 +76,9 @@ class MainTest(absltest.TestCase):
     expected = set(server_lib.Server.Options.flag_names()) | {"version"}
     # Upstream's 48, plus --model_cache_dir, --version_ready_marker,
     # --storage_timeout_seconds, --storage_download_threads, --restricted_api,
-    # --request_memory_budget_bytes, --log_format and --rest_api_max_body_bytes.
-    self.assertLen(expected, 48 + 8)
+    # --request_memory_budget_bytes, --log_format, --rest_api_max_body_bytes
+    # and --rest_api_ssl_config_file.
+    self.assertLen(expected, 48 + 9)
     self.assertEmpty(expected - listed)
 
   def test_flag_defaults_are_server_options(self):

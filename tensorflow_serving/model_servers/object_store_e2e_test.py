@@ -31,79 +31,19 @@ import time
 from absl.testing import absltest
 from absl.testing import parameterized
 import grpc
-import numpy as np
 
 from tensorflow_serving.apis import get_model_status_pb2
-from tensorflow_serving.apis import model_service_pb2_grpc
-from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 from tensorflow_serving.model_servers.test_util import fault_proxy
 from tensorflow_serving.model_servers.test_util import model_server_process
+from tensorflow_serving.model_servers.test_util import predict_loop
 from tensorflow_serving.servables.tensorflow.test_util import half_plus_two
 from tensorflow_serving.servables.tensorflow.test_util import warmup_requests
 from tensorflow_serving.sources.storage_path.test_util import object_store_emulators
-from tensorflow_serving.util import tensor_codec
 
 _POLL = 1  # --file_system_poll_wait_seconds
-_WAIT = 120.0  # Upper bound of any wait; only reached if something is broken.
 _OUTAGE_SECONDS = 15.0
 _ModelVersionStatus = get_model_status_pb2.ModelVersionStatus
-
-
-def _wait_for(what, predicate, timeout=_WAIT, interval=0.1):
-  deadline = time.monotonic() + timeout
-  while time.monotonic() < deadline:
-    value = predicate()
-    if value:
-      return value
-    time.sleep(interval)
-  raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-
-
-def _predict_request(model: str, x: float) -> predict_pb2.PredictRequest:
-  request = predict_pb2.PredictRequest()
-  request.model_spec.name = model
-  request.inputs["x"].CopyFrom(
-      tensor_codec.ndarray_to_tensor_proto(np.array([[x]], dtype=np.float32)))
-  return request
-
-
-class _PredictLoop(threading.Thread):
-  """Calls Predict back to back; records each answer's version or failure."""
-
-  def __init__(self, address: str, model: str):
-    super().__init__(daemon=True)
-    self._address = address
-    self._model = model
-    self._stop_event = threading.Event()
-    self._mu = threading.Lock()
-    self.versions: list[int] = []  # guarded by self._mu
-    self.failures: list[str] = []  # guarded by self._mu
-
-  def run(self):
-    with grpc.insecure_channel(self._address) as channel:
-      stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-      while not self._stop_event.is_set():
-        try:
-          response = stub.Predict(_predict_request(self._model, 1.0),
-                                  timeout=30)
-          y = list(response.outputs["y"].float_val)
-          with self._mu:
-            if y != [2.5]:
-              self.failures.append(f"wrong answer {y}")
-            self.versions.append(response.model_spec.version.value)
-        except grpc.RpcError as e:
-          with self._mu:
-            self.failures.append(f"{e.code().name}: {e.details()}")
-        time.sleep(0.01)
-
-  def snapshot(self):
-    with self._mu:
-      return list(self.versions), list(self.failures)
-
-  def stop(self):
-    self._stop_event.set()
-    self.join(60)
 
 
 class _Store:
@@ -186,21 +126,18 @@ class _ObjectStoreTest(parameterized.TestCase):
 
   def model_status(self, address: str, model: str):
     """{version: (state, error code, error message)} from GetModelStatus."""
-    with grpc.insecure_channel(address) as channel:
-      request = get_model_status_pb2.GetModelStatusRequest()
-      request.model_spec.name = model
-      response = model_service_pb2_grpc.ModelServiceStub(
-          channel).GetModelStatus(request, timeout=30)
     return {
-        s.version: (_ModelVersionStatus.State.Name(s.state),
-                    s.status.error_code, s.status.error_message)
-        for s in response.model_version_status
+        version: (_ModelVersionStatus.State.Name(s.state),
+                  s.status.error_code, s.status.error_message)
+        for version, s in predict_loop.model_version_statuses(
+            address, model).items()
     }
 
   def predict_version(self, address: str, model: str) -> int:
     with grpc.insecure_channel(address) as channel:
       response = prediction_service_pb2_grpc.PredictionServiceStub(
-          channel).Predict(_predict_request(model, 1.0), timeout=30)
+          channel).Predict(predict_loop.half_plus_two_request(model),
+                           timeout=30)
     self.assertEqual(list(response.outputs["y"].float_val), [2.5])
     return response.model_spec.version.value
 
@@ -234,7 +171,7 @@ class ServingFromObjectStoreTest(_ObjectStoreTest):
         server.log(), "Finished reading warmup data for model at " +
         re.escape(self.cache_dir) + r"/\S+/half/1/assets.extra/"
         r"tf_serving_warmup_requests\. Number of warmup records read: 4\.")
-    loop = _PredictLoop(address, "half")
+    loop = predict_loop.PredictLoop(address, "half")
     loop.start()
     self.addCleanup(loop.stop)
 
@@ -242,7 +179,7 @@ class ServingFromObjectStoreTest(_ObjectStoreTest):
     v2 = self.export(2)
     store.upload_model(bucket, "models/half/2", v2,
                        only=lambda rel: "variables.data" not in rel)
-    _wait_for("the guard's log line", lambda: re.search(
+    predict_loop.wait_for("the guard's log line", lambda: re.search(
         r"Version 2 of servable half at \S+ is not complete \(no variables "
         r"data shard yet\)", server.log()))
     time.sleep(3 * _POLL)
@@ -253,13 +190,14 @@ class ServingFromObjectStoreTest(_ObjectStoreTest):
     store.upload_model(bucket, "models/half/2", v2,
                        only=lambda rel: "variables.data" in rel)
     completed = time.monotonic()
-    _wait_for("version 2 to be aspired", lambda: (
+    predict_loop.wait_for("version 2 to be aspired", lambda: (
         f"Aspiring version for servable half from path: {base}/2" in
         server.log()))
     aspired_after = time.monotonic() - completed
     self.assertLess(aspired_after, 2 * _POLL + 3.0)  # 3 s for a busy machine.
-    _wait_for("version 2 to serve", lambda: 2 in loop.snapshot()[0])
-    _wait_for("version 1's copy to go", lambda: self.copies() == ["half/2"])
+    loop.wait_for_version(2)
+    predict_loop.wait_for("version 1's copy to go",
+                          lambda: self.copies() == ["half/2"])
 
     # The store goes away for 15 s while the clients keep calling.
     if kind == "s3":
@@ -267,7 +205,7 @@ class ServingFromObjectStoreTest(_ObjectStoreTest):
     else:
       store.emulator.stop()  # Connections refused.
     try:
-      _wait_for("the outage to be noticed", lambda: (
+      predict_loop.wait_for("the outage to be noticed", lambda: (
           "filesystem access error" in server.log()), timeout=30)
       time.sleep(_OUTAGE_SECONDS)
     finally:
@@ -275,11 +213,12 @@ class ServingFromObjectStoreTest(_ObjectStoreTest):
         store.emulator.resume()
       else:
         store.emulator.start()
-    _wait_for("the recovery", lambda: "can be listed again" in server.log())
+    predict_loop.wait_for("the recovery",
+                          lambda: "can be listed again" in server.log())
 
     # Polling goes on: version 3 is picked up.
     store.upload_model(bucket, "models/half/3", self.export(3))
-    _wait_for("version 3 to serve", lambda: 3 in loop.snapshot()[0])
+    loop.wait_for_version(3)
     loop.stop()
     versions, failures = loop.snapshot()
     self.assertEmpty(failures, f"failed requests; server log:\n"
@@ -293,7 +232,8 @@ class ServingFromObjectStoreTest(_ObjectStoreTest):
     states = self.model_status(address, "half")
     self.assertEqual(states[3][0], "AVAILABLE")
     self.assertEqual(states[2][1], 0)
-    _wait_for("only version 3's copy", lambda: self.copies() == ["half/3"])
+    predict_loop.wait_for("only version 3's copy",
+                          lambda: self.copies() == ["half/3"])
     self.assertEqual(server.stop(), 0)
     self.assertEqual(self.copies(), [])  # The process's cache dir is gone.
     print(f"{kind}: version 2 aspired {aspired_after:.2f} s after its upload "
@@ -316,7 +256,7 @@ class ServingFromObjectStoreTest(_ObjectStoreTest):
          "--model_config_file_poll_wait_seconds=1"], env, wait=False)
     started = threading.Thread(target=server.start, daemon=True)
     started.start()
-    _wait_for("both missing buckets to be reported", lambda: (
+    predict_loop.wait_for("both missing buckets to be reported", lambda: (
         "Could not find base path s3://late-s3/models/half" in server.log()
         and "Could not find base path gs://late-gcs/models/half" in
         server.log()))
@@ -326,7 +266,7 @@ class ServingFromObjectStoreTest(_ObjectStoreTest):
     for store, bucket in ((s3, "late-s3"), (gcs, "late-gcs")):
       store.create_bucket(bucket)
       store.upload_model(bucket, "models/half/1", v1)
-    started.join(_WAIT)
+    started.join(predict_loop.WAIT_SECONDS)
     self.assertEqual(self.predict_version(address, "from_s3"), 1)
     self.assertEqual(self.predict_version(address, "from_gcs"), 1)
     # The config on S3 changes: a third model, polled in.
@@ -335,7 +275,8 @@ class ServingFromObjectStoreTest(_ObjectStoreTest):
       config { name: "added" base_path: "gs://late-gcs/models/half"
                model_platform: "tensorflow" }
     }""").encode())
-    _wait_for("the added model", lambda: self._serves(address, "added"))
+    predict_loop.wait_for("the added model",
+                          lambda: self._serves(address, "added"))
     self.assertEqual(server.stop(), 0)
 
   def _serves(self, address: str, model: str) -> bool:
@@ -375,23 +316,28 @@ class StoreFaultsTest(_ObjectStoreTest):
         ["--model_name=m", "--model_base_path=s3://faulty/models/m",
          "--max_num_load_retries=1", "--load_retry_interval_micros=200000",
          "--storage_timeout_seconds=2"], self.s3.env(endpoint=proxy.url))
-    loop = _PredictLoop(address, "m")
+    loop = predict_loop.PredictLoop(address, "m")
     loop.start()
     self.addCleanup(loop.stop)
 
     # Version 2's objects cannot be read (503) while listings still work.
     proxy.fail(r"^GET /faulty/models/m/2/")
     store.upload_model("faulty", "models/m/2", self.export(2))
-    _wait_for("version 2 to fail", lambda: self.model_status(
-        address, "m").get(2, ("",))[0] == "END")
-    state, code, message = self.model_status(address, "m")[2]
+
+    def version_2_failed():
+      # One reading: a later poll may already be retrying it (START again).
+      version_2 = self.model_status(address, "m").get(2)
+      return version_2 if version_2 and version_2[0] == "END" else None
+
+    unused_state, code, message = predict_loop.wait_for("version 2 to fail",
+                                                        version_2_failed)
     self.assertEqual(code, grpc.StatusCode.UNAVAILABLE.value[0], message)
     self.assertIn("s3://faulty/models/m/2/", message)
     self.assertNotEmpty(proxy.failed)
     self.assertEqual(self.predict_version(address, "m"), 1)
     # The store heals: a later poll retries, without a restart.
     proxy.fail(None)
-    _wait_for("version 2 to serve", lambda: 2 in loop.snapshot()[0])
+    loop.wait_for_version(2)
     self.assertIn(
         "Retrying the load of {name: m version: 2}, which failed for a "
         "transient reason", server.log())
@@ -401,7 +347,7 @@ class StoreFaultsTest(_ObjectStoreTest):
     with open(os.path.join(v3, "saved_model.pb"), "wb") as f:
       f.write(b"this is not a SavedModel")
     store.upload_model("faulty", "models/m/3", v3)
-    _wait_for("version 3 to fail", lambda: self.model_status(
+    predict_loop.wait_for("version 3 to fail", lambda: self.model_status(
         address, "m").get(3, ("",))[0] == "END")
     failures = server.log().count("Loading servable: {name: m version: 3} "
                                   "failed")

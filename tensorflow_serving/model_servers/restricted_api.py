@@ -26,8 +26,9 @@ message names the group and the header, never the value. Values are
 compared in constant time.
 
 This module knows no transport: an edge maps its request to a group
-(GRPC_METHOD_GROUPS / grpc_method_group() for gRPC; the REST edge by URL)
-and calls RestrictedApi.check(group, header_lookup, entrypoint).
+(GRPC_METHOD_GROUPS / grpc_method_group() for gRPC; http_server.api_group
+by URL for REST) and calls RestrictedApi.check(group, header_lookup,
+entrypoint).
 """
 
 import dataclasses

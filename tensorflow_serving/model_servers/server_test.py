@@ -1,6 +1,7 @@
 """Tests for Server: real SavedModels, a real gRPC port, upstream's errors."""
 
 import concurrent.futures
+import gc
 import json
 import os
 import socket
@@ -84,11 +85,13 @@ class ServerTest(absltest.TestCase):
     monitoring = os.path.join(base, "monitoring.conf")
     with open(monitoring, "w") as f:
       f.write("prometheus_config { enable: true }")
+    gc.unfreeze()  # Whatever froze objects before, the server must.
     cls.server = server_lib.Server()
     cls.server.build_and_start(
         Options(port=_free_port(), rest_api_port=_free_port(),
                 monitoring_config_file=monitoring, model_name="half",
                 model_base_path=base, file_system_poll_wait_seconds=1))
+    cls.frozen_at_start = gc.get_freeze_count()
     cls.channel = grpc.insecure_channel(f"localhost:{cls.server.grpc_port}")
 
   @classmethod
@@ -96,6 +99,12 @@ class ServerTest(absltest.TestCase):
     cls.channel.close()
     cls.server.stop()
     super().tearDownClass()
+
+  def test_startup_objects_are_out_of_the_collectors_sight(self):
+    # TensorFlow and the loaded model (hundreds of thousands of objects) are
+    # frozen, so a full collection under load does not stop every request
+    # thread while it scans them (docs/performance.md, "Request batching").
+    self.assertGreater(self.frozen_at_start, 100_000)
 
   def test_predict(self):
     request = predict_pb2.PredictRequest()
@@ -180,9 +189,14 @@ class ServerBatchingTest(absltest.TestCase):
               " num_batch_threads { value: 1 } allowed_batch_sizes: 4"
               " allowed_batch_sizes: 8")
     server = server_lib.Server()
-    server.build_and_start(
-        Options(port=_free_port(), model_name="half", model_base_path=base,
-                enable_batching=True, batching_parameters_file=path))
+    # 4 gRPC threads cannot fill batches of 8: the server says so.
+    with self.assertLogs(level="WARNING") as logs:
+      server.build_and_start(
+          Options(port=_free_port(), model_name="half", model_base_path=base,
+                  enable_batching=True, batching_parameters_file=path,
+                  grpc_max_threads=4))
+    self.assertTrue(any("--grpc_max_threads=4 lets at most 4 requests" in line
+                        for line in logs.output), logs.output)
     self.addCleanup(server.stop)
     channel = grpc.insecure_channel(f"localhost:{server.grpc_port}")
     self.addCleanup(channel.close)

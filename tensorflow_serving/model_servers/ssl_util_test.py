@@ -1,6 +1,8 @@
 """Tests for --ssl_config_file: TLS and mutual TLS on real gRPC sockets."""
 
 import os
+import ssl
+import subprocess
 import tempfile
 
 from absl.testing import absltest
@@ -58,6 +60,69 @@ class ReadSslConfigTest(absltest.TestCase):
       ssl_util.build_server_credentials(
           ssl_config_pb2.SSLConfig(server_cert="x", server_key="y",
                                    client_verify=True))
+
+
+class BuildSslContextTest(absltest.TestCase):
+  """The REST port's context (--rest_api_ssl_config_file); its sockets are
+  tested in http_server_tls_test."""
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.certs = test_certs.make_certs()
+
+  def config(self, client_verify: bool, **fields) -> ssl_config_pb2.SSLConfig:
+    config = ssl_config_pb2.SSLConfig(
+        server_key=self.certs.server_key.decode(),
+        server_cert=self.certs.server_cert.decode(),
+        custom_ca=self.certs.ca_cert.decode(), client_verify=client_verify)
+    for name, value in fields.items():
+      setattr(config, name, value)
+    return config
+
+  def test_context(self):
+    context = ssl_util.build_ssl_context(self.config(client_verify=False))
+    self.assertEqual(context.verify_mode, ssl.CERT_NONE)
+    self.assertEqual(context.minimum_version, ssl.TLSVersion.TLSv1_2)
+    self.assertEmpty(context.get_ca_certs())
+    context = ssl_util.build_ssl_context(self.config(client_verify=True))
+    self.assertEqual(context.verify_mode, ssl.CERT_REQUIRED)
+    self.assertEqual([c["subject"] for c in context.get_ca_certs()],
+                     [((("commonName", "test_ca"),),)])
+
+  def assert_invalid(self, config: ssl_config_pb2.SSLConfig, message: str):
+    with self.assertRaises(status.ServingError) as cm:
+      ssl_util.build_ssl_context(config)
+    self.assertEqual(cm.exception.code, status.Code.INVALID_ARGUMENT)
+    self.assertIn(message, cm.exception.message)
+
+  def test_bad_fields(self):
+    certs = self.certs
+    self.assert_invalid(self.config(False, server_key=""),
+                        "needs both server_key and server_cert")
+    self.assert_invalid(self.config(True, custom_ca=""),
+                        "client_verify needs custom_ca")
+    self.assert_invalid(self.config(False, server_cert="not a PEM"),
+                        "do not load as a PEM certificate")
+    # Another key than the certificate's.
+    self.assert_invalid(
+        self.config(False, server_key=certs.client_key.decode()),
+        "KEY_VALUES_MISMATCH")
+    self.assert_invalid(self.config(True, custom_ca="not a PEM"),
+                        "custom_ca does not load as PEM certificates")
+
+  def test_encrypted_key_is_refused_without_a_prompt(self):
+    directory = self.create_tempdir().full_path
+    plain = os.path.join(directory, "server.key")
+    with open(plain, "wb") as f:
+      f.write(self.certs.server_key)
+    encrypted = os.path.join(directory, "encrypted.key")
+    subprocess.run(["openssl", "pkey", "-in", plain, "-aes256", "-passout",
+                    "pass:secret", "-out", encrypted], check=True,
+                   stdin=subprocess.DEVNULL)
+    with open(encrypted) as f:
+      self.assert_invalid(self.config(False, server_key=f.read()),
+                          "server_key is encrypted")
 
 
 class TlsServerTest(absltest.TestCase):

@@ -13,71 +13,16 @@ gRPC the whole time, and real files:
 
 import os
 import shutil
-import threading
 import time
 
 from absl.testing import absltest
-import grpc
-import numpy as np
 
 from tensorflow_serving.apis import get_model_status_pb2
-from tensorflow_serving.apis import model_service_pb2_grpc
-from tensorflow_serving.apis import predict_pb2
-from tensorflow_serving.apis import prediction_service_pb2_grpc
 from tensorflow_serving.model_servers.test_util import model_server_process
+from tensorflow_serving.model_servers.test_util import predict_loop
 from tensorflow_serving.servables.tensorflow.test_util import half_plus_two
-from tensorflow_serving.util import tensor_codec
 
 _POLL = 1  # --file_system_poll_wait_seconds
-_WAIT = 120.0
-
-
-def _wait_for(what, predicate, timeout=_WAIT):
-  deadline = time.monotonic() + timeout
-  while time.monotonic() < deadline:
-    if predicate():
-      return
-    time.sleep(0.1)
-  raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-
-
-class _PredictLoop(threading.Thread):
-  """Calls Predict back to back; records each answer's version or failure."""
-
-  def __init__(self, address: str):
-    super().__init__(daemon=True)
-    self._address = address
-    self._stop_event = threading.Event()
-    self._mu = threading.Lock()
-    self.versions: list[int] = []  # guarded by self._mu
-    self.failures: list[str] = []  # guarded by self._mu
-
-  def run(self):
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = "half"
-    request.inputs["x"].CopyFrom(tensor_codec.ndarray_to_tensor_proto(
-        np.array([[1.0]], dtype=np.float32)))
-    with grpc.insecure_channel(self._address) as channel:
-      stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-      while not self._stop_event.is_set():
-        try:
-          response = stub.Predict(request, timeout=30)
-          with self._mu:
-            if list(response.outputs["y"].float_val) != [2.5]:
-              self.failures.append(f"wrong answer {response.outputs}")
-            self.versions.append(response.model_spec.version.value)
-        except grpc.RpcError as e:
-          with self._mu:
-            self.failures.append(f"{e.code().name}: {e.details()}")
-        time.sleep(0.01)
-
-  def snapshot(self):
-    with self._mu:
-      return list(self.versions), list(self.failures)
-
-  def stop(self):
-    self._stop_event.set()
-    self.join(60)
 
 
 class StorageFaultsTest(absltest.TestCase):
@@ -99,20 +44,15 @@ class StorageFaultsTest(absltest.TestCase):
     self.addCleanup(server.kill)
     server.start()
     address = f"localhost:{port}"
-    loop = _PredictLoop(address)
+    loop = predict_loop.PredictLoop(address)
     loop.start()
     self.addCleanup(loop.stop)
     return server, address, loop
 
   def versions_known(self, address: str) -> dict[int, str]:
-    request = get_model_status_pb2.GetModelStatusRequest()
-    request.model_spec.name = "half"
-    with grpc.insecure_channel(address) as channel:
-      response = model_service_pb2_grpc.ModelServiceStub(
-          channel).GetModelStatus(request, timeout=30)
     return {
-        s.version: get_model_status_pb2.ModelVersionStatus.State.Name(s.state)
-        for s in response.model_version_status
+        version: get_model_status_pb2.ModelVersionStatus.State.Name(s.state)
+        for version, s in predict_loop.model_version_statuses(address).items()
     }
 
   def assert_clean(self, server, loop, expected_versions):
@@ -130,13 +70,14 @@ class StorageFaultsTest(absltest.TestCase):
     target = os.path.join(self.base, "2")
     os.makedirs(target)
     shutil.copy(os.path.join(v2, "saved_model.pb"), target)
-    _wait_for("the guard", lambda: "Version 2 of servable half at " + target +
-              " is not complete (no variables/ directory yet)" in server.log())
+    predict_loop.wait_for("the guard", lambda: (
+        f"Version 2 of servable half at {target} is not complete "
+        "(no variables/ directory yet)") in server.log())
     time.sleep(4 * _POLL)  # Several poll intervals with the half copy.
     self.assertEqual(self.versions_known(address), {1: "AVAILABLE"})
     shutil.copytree(os.path.join(v2, "variables"),
                     os.path.join(target, "variables"))
-    _wait_for("version 2 to serve", lambda: 2 in loop.snapshot()[0])
+    loop.wait_for_version(2)
     self.assertNotIn("version 2} failed", server.log())
     self.assertIn(f"Version 2 of servable half at {target} is complete",
                   server.log())
@@ -147,12 +88,12 @@ class StorageFaultsTest(absltest.TestCase):
     open(os.path.join(self.base, "1", "READY"), "w").close()
     server, address, loop = self.start("--version_ready_marker=READY")
     shutil.copytree(self.export(2), os.path.join(self.base, "2"))
-    _wait_for("the guard", lambda: "is not complete (no ready marker READY "
-              "yet)" in server.log())
+    predict_loop.wait_for("the guard", lambda: (
+        "is not complete (no ready marker READY yet)") in server.log())
     time.sleep(3 * _POLL)
     self.assertEqual(self.versions_known(address), {1: "AVAILABLE"})
     open(os.path.join(self.base, "2", "READY"), "w").close()
-    _wait_for("version 2 to serve", lambda: 2 in loop.snapshot()[0])
+    loop.wait_for_version(2)
     self.assert_clean(server, loop, {1, 2})
 
   def test_base_path_renamed_away_and_back(self):
@@ -160,13 +101,15 @@ class StorageFaultsTest(absltest.TestCase):
     server, address, loop = self.start()
     away = self.base + ".away"
     os.rename(self.base, away)
-    _wait_for("the outage", lambda: "filesystem access error" in server.log())
+    predict_loop.wait_for("the outage",
+                          lambda: "filesystem access error" in server.log())
     time.sleep(4 * _POLL)
     self.assertEqual(self.versions_known(address), {1: "AVAILABLE"})
     os.rename(away, self.base)
-    _wait_for("the recovery", lambda: "can be listed again" in server.log())
+    predict_loop.wait_for("the recovery",
+                          lambda: "can be listed again" in server.log())
     shutil.copytree(self.export(2), os.path.join(self.base, "2"))
-    _wait_for("version 2 to serve", lambda: 2 in loop.snapshot()[0])
+    loop.wait_for_version(2)
     log = server.log()
     self.assertEqual(log.count("filesystem access error"), 1)
     self.assertEqual(log.count("keeps its loaded versions"), 1)

@@ -10,10 +10,13 @@ shutdown, and finally every option at once serving an MNIST-shaped model.
 """
 
 import glob
+import http.client
 import json
 import os
+import ssl
 import tempfile
 import time
+import urllib.error
 import urllib.request
 
 from absl.testing import absltest
@@ -565,7 +568,8 @@ class EveryOptionAtOnceTest(absltest.TestCase):
   """The binary with (nearly) every flag set serves MNIST-shaped requests.
 
   TLS (mutual) on the TCP port and the Unix socket, gRPC health, warmup,
-  request logging, batching, REST with CORS and Prometheus, version labels,
+  request logging, batching, REST over mutual TLS with CORS and Prometheus
+  (guarded by --restricted_api), version labels,
   session and thread settings, and the flags for features this server does
   not have. Left out: --use_alts_credentials (it excludes TLS),
   --platform_config_file (it replaces the batching, thread and warmup
@@ -671,6 +675,11 @@ model_config_list {{
         "--skip_initialize_tpu=true",
         "--enable_grpc_healthcheck_service=true",
         "--enable_serialization_as_tensor_content=false",
+        # Not in upstream.
+        "--rest_api_ssl_config_file=" + write(
+            "rest_ssl.config", certs.ssl_config_text(client_verify=True)),
+        "--restricted_api=metrics:x-metrics-key=p4;"
+        "model_management:x-admin-key=s3cret",
     ]
     server = model_server_process.ModelServerProcess(args)
     self.addCleanup(server.kill)
@@ -706,19 +715,40 @@ model_config_list {{
         prediction_service_pb2_grpc.PredictionServiceStub(bare).Predict(
             _mnist_request(images), timeout=30)
 
-    # REST stays plain HTTP, with CORS headers and the Prometheus page.
+    # REST over mutual TLS, with CORS headers and the Prometheus page (which
+    # needs its header).
+    tls = ssl.create_default_context(
+        cafile=os.path.join(cert_dir, "test_ca.pem"))
+    tls.load_cert_chain(os.path.join(cert_dir, "client.pem"),
+                        os.path.join(cert_dir, "client.key"))
     reply = urllib.request.urlopen(urllib.request.Request(
-        f"http://localhost:{rest_port}/v1/models/mnist:predict",
+        f"https://localhost:{rest_port}/v1/models/mnist:predict",
         data=json.dumps({"signature_name": "predict_images",
                          "instances": images[:1].tolist()}).encode()),
-                                   timeout=30)
+                                   timeout=30, context=tls)
     self.assertEqual(reply.headers["Access-Control-Allow-Origin"], "*")
     np.testing.assert_allclose(json.loads(reply.read())["predictions"],
                                expected[:1], rtol=1e-4, atol=1e-6)
+    metrics_url = f"https://localhost:{rest_port}/monitoring/prometheus/metrics"
+    with self.assertRaises(urllib.error.HTTPError) as cm:
+      urllib.request.urlopen(metrics_url, timeout=30, context=tls)
+    self.assertEqual(cm.exception.code, 403)
     metrics_page = urllib.request.urlopen(
-        f"http://localhost:{rest_port}/monitoring/prometheus/metrics",
-        timeout=30).read().decode()
+        urllib.request.Request(metrics_url,
+                               headers={"X-Metrics-Key": "p4"}),
+        timeout=30, context=tls).read().decode()
     self.assertIn(":tensorflow:serving:request_count", metrics_page)
+    self.assertIn(":tensorflow:serving:restricted_api_denied_count{"
+                  'api_group="metrics",entrypoint="REST"} 1', metrics_page)
+    # Plain HTTP, or HTTPS without a client certificate: refused.
+    for url, context in ((f"http://localhost:{rest_port}/v2/health/ready",
+                          None),
+                         (f"https://localhost:{rest_port}/v2/health/ready",
+                          ssl.create_default_context(
+                              cafile=os.path.join(cert_dir, "test_ca.pem")))):
+      with self.assertRaises((urllib.error.URLError, ConnectionError,
+                              http.client.RemoteDisconnected), msg=url):
+        urllib.request.urlopen(url, timeout=30, context=context)
 
     # Every successful Predict (2 per channel, 1 REST) was logged.
     logs = _read_logs(log_prefix)

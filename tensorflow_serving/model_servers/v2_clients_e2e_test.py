@@ -30,12 +30,9 @@ rather than skips, so a CI set-up mistake cannot hide it.
 from __future__ import annotations
 
 import base64
-import inspect
-import json
 import os
 import signal
 import subprocess
-import tempfile
 from typing import Any
 
 from absl.testing import absltest
@@ -49,6 +46,7 @@ from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.apis import model_service_pb2_grpc
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
+from tensorflow_serving.apis.test_util import client_subprocess
 from tensorflow_serving.example import mnist_input_data
 from tensorflow_serving.model_servers.test_util import model_server_process
 from tensorflow_serving.servables.tensorflow.test_util import dtypes_model
@@ -384,35 +382,9 @@ def _serialized_example(pixels: np.ndarray) -> bytes:
 
 def _run_client(client: str, plan: dict[str, Any]) -> dict[str, Any]:
   """Runs _client_main in the client's own virtualenv; returns its reply."""
-  env_var = {"tritonclient": "TRITONCLIENT_PYTHON",
-             "kserve": "KSERVE_PYTHON"}[client]
-  python = os.environ.get(env_var)
-  if not python or not os.access(python, os.X_OK):
-    raise AssertionError(
-        f"{env_var} is {python!r}; it must name the Python of the {client} "
-        "virtualenv that tools/configure.sh makes. Run tools/configure.sh.")
-  script = "\n\n".join([
-      "from __future__ import annotations",
-      inspect.getsource(_client_main),
-      "import sys\n_client_main(sys.argv[1], sys.argv[2], sys.argv[3])\n",
-  ])
-  with tempfile.TemporaryDirectory() as tmp:
-    paths = {n: os.path.join(tmp, n) for n in ("client.py", "plan.json",
-                                                "reply.json")}
-    with open(paths["client.py"], "w") as f:
-      f.write(script)
-    with open(paths["plan.json"], "w") as f:
-      json.dump(plan, f)
-    result = subprocess.run(
-        [python, "-P", "-s", paths["client.py"], client, paths["plan.json"],
-         paths["reply.json"]],
-        cwd=tmp, env={"PYTHONNOUSERSITE": "1", "PATH": "/usr/bin:/bin"},
-        capture_output=True, text=True, timeout=_CLIENT_TIMEOUT, check=False)
-    if result.returncode != 0:
-      raise AssertionError(f"the {client} subprocess failed "
-                           f"(exit {result.returncode}):\n{result.stderr}")
-    with open(paths["reply.json"]) as f:
-      return json.load(f)
+  return client_subprocess.run_functions(
+      client_subprocess.v2_client_python(client), [], _client_main, [client],
+      plan, what=f"the {client} subprocess", timeout=_CLIENT_TIMEOUT)
 
 
 class V2ClientsEndToEndTest(absltest.TestCase):

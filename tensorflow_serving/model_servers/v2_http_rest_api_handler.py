@@ -52,6 +52,7 @@ import orjson
 from tensorflow_serving.apis import grpc_service_pb2
 from tensorflow_serving.model_servers import data_plane as data_plane_lib
 from tensorflow_serving.model_servers import http_rest_api_util
+from tensorflow_serving.model_servers import restricted_api
 from tensorflow_serving.model_servers import v2_inference_impl
 from tensorflow_serving.servables.tensorflow import servable as servable_lib
 from tensorflow_serving.util import status
@@ -76,6 +77,28 @@ _INFER = re.compile(_MODEL + r"/infer")
 _INDEX = re.compile(r"/v2/repository/index")
 _REPOSITORY_MODEL = re.compile(
     r"/v2/repository/models/(?P<model>[^/]+)/(?P<action>load|unload)")
+
+
+def api_group(http_method: str, path: str) -> restricted_api.ApiGroup:
+  """The --restricted_api group of a /v2 request (http_server checks it).
+
+  Matches as quick_response() and _dispatch() do, in their order; a request
+  that names no call falls in the strictest group, as an unknown gRPC method.
+  """
+  groups = restricted_api.ApiGroup
+  if http_method == "GET":
+    if _HEALTH.fullmatch(path) or _MODEL_READY.fullmatch(path):
+      return groups.HEALTH
+    if _SERVER_METADATA.fullmatch(path) or _MODEL_METADATA.fullmatch(path):
+      return groups.METADATA
+  elif http_method == "POST":
+    if _INFER.fullmatch(path):
+      return groups.INFERENCE
+    if _INDEX.fullmatch(path):
+      return groups.METADATA
+    if _REPOSITORY_MODEL.fullmatch(path):
+      return groups.MODEL_MANAGEMENT
+  return restricted_api.STRICTEST_GROUP
 
 
 @dataclasses.dataclass(frozen=True)

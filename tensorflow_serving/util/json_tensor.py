@@ -795,7 +795,14 @@ def _fill_signature(doc: dict, request) -> None:
       raise _format_error(
           doc, "not formatted correctly. 'signature_name' key must be a "
           "string value.")
-    request.model_spec.signature_name = name
+    try:
+      request.model_spec.signature_name = name
+    except UnicodeEncodeError:
+      # Bytes that are not UTF-8 (kept by the reader as surrogates). No
+      # signature has such a name: the lookup then fails as for any unknown
+      # name (upstream's reader keeps the bytes, with the same outcome).
+      request.model_spec.signature_name = name.encode(
+          "utf-8", "replace").decode("utf-8")
 
 
 # --- JSON values -> tensors ---------------------------------------------------

@@ -223,6 +223,12 @@ class PredictFuzzTest(absltest.TestCase):
 
   @_SETTINGS
   @hypothesis.given(_BODIES, st.sampled_from(_SIGNATURES))
+  # A signature name that is not UTF-8 (raw byte; lone surrogate escape).
+  @hypothesis.example(
+      b'{"signature_name": "\x80erving_default", "inputs": {"x": [null]}}',
+      {"x": DT.DT_FLOAT})
+  @hypothesis.example(b'{"signature_name": "\\ud800", "instances": [1.0]}',
+                      {"x": DT.DT_FLOAT})
   def test_any_body(self, body, dtypes):
     self.check(body, dtypes)
 

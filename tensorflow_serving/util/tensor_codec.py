@@ -27,7 +27,7 @@ same message extend() would build.
 """
 
 import math
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import ml_dtypes
 import numpy as np
@@ -222,7 +222,7 @@ def _decode_string_content(content: bytes, count: int) -> np.ndarray:
 
 
 def _encode_string_content(flat: np.ndarray) -> bytes:
-  values = [_as_bytes(v) for v in flat]
+  values = [as_bytes(v) for v in flat]
   out = bytearray()
   for v in values:
     _encode_varint(len(v), out)
@@ -231,7 +231,16 @@ def _encode_string_content(flat: np.ndarray) -> bytes:
   return bytes(out)
 
 
-def _as_bytes(value) -> bytes:
+def as_bytes(value: Any, what: str = "DT_STRING tensor") -> bytes:
+  """One element of a string tensor as bytes; a str is encoded as UTF-8.
+
+  Shared by the V2 codec (BYTES tensors), so both protocols accept the same
+  Python values for string elements.
+
+  Raises:
+    ServingError: INVALID_ARGUMENT "<what> holds a <type>, ..." for anything
+      that is not bytes-like or str.
+  """
   if isinstance(value, bytes):
     return value
   if isinstance(value, str):
@@ -239,7 +248,7 @@ def _as_bytes(value) -> bytes:
   if isinstance(value, (bytearray, memoryview, np.bytes_)):
     return bytes(value)
   raise status.invalid_argument(
-      f"DT_STRING tensor holds a {type(value).__name__}, not bytes or str")
+      f"{what} holds a {type(value).__name__}, not bytes or str")
 
 
 def _fill(values: np.ndarray, count: int, np_dtype: np.dtype) -> np.ndarray:
@@ -372,7 +381,7 @@ def ndarray_to_tensor_proto(
     if as_tensor_content:
       out.tensor_content = _encode_string_content(flat)
     else:
-      out.string_val.extend([_as_bytes(v) for v in flat.tolist()])
+      out.string_val.extend([as_bytes(v) for v in flat.tolist()])
     return out
 
   np_dtype = to_numpy_dtype(dtype)

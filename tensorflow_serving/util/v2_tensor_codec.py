@@ -402,14 +402,7 @@ def encode_raw(array: np.ndarray, dt: Optional[Datatype] = None) -> bytes:
 
 
 def _as_bytes(value: Any) -> bytes:
-  if isinstance(value, bytes):
-    return value
-  if isinstance(value, str):
-    return value.encode("utf-8")
-  if isinstance(value, (bytearray, memoryview, np.bytes_)):
-    return bytes(value)
-  raise status.invalid_argument(
-      f"a BYTES tensor holds a {type(value).__name__}, not bytes or str")
+  return tensor_codec.as_bytes(value, "a BYTES tensor")
 
 
 # --- Typed contents (gRPC InferTensorContents) --------------------------------

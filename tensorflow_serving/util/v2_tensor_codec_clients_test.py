@@ -15,17 +15,14 @@ build a request.
 """
 
 import base64
-import inspect
 import json
-import os
-import subprocess
-import tempfile
 from typing import Any, Dict, List, Tuple
 
 from absl.testing import absltest
 import numpy as np
 
 from tensorflow_serving.apis import grpc_service_pb2
+from tensorflow_serving.apis.test_util import client_subprocess
 from tensorflow_serving.util import v2_tensor_codec as codec
 
 
@@ -214,37 +211,9 @@ def _client_main(client: str, request_path: str, reply_path: str) -> None:
 
 def _run_client(client: str, ours: Dict[str, Any]) -> Dict[str, Any]:
   """Runs _client_main in the client's own virtualenv; returns its reply."""
-  env_var = {"tritonclient": "TRITONCLIENT_PYTHON",
-             "kserve": "KSERVE_PYTHON"}[client]
-  python = os.environ.get(env_var)
-  if not python or not os.access(python, os.X_OK):
-    raise AssertionError(
-        f"{env_var} is {python!r}; it must name the Python of the {client} "
-        "virtualenv that tools/configure.sh makes. Run tools/configure.sh.")
-  script = "\n\n".join([
-      "from __future__ import annotations",
-      "from typing import Any, Dict, List, Tuple",
-      inspect.getsource(_cases),
-      inspect.getsource(_client_main),
-      "import sys\n_client_main(sys.argv[1], sys.argv[2], sys.argv[3])\n",
-  ])
-  with tempfile.TemporaryDirectory() as tmp:
-    script_path = os.path.join(tmp, "client.py")
-    request_path = os.path.join(tmp, "ours.json")
-    reply_path = os.path.join(tmp, "reply.json")
-    with open(script_path, "w") as f:
-      f.write(script)
-    with open(request_path, "w") as f:
-      json.dump(ours, f)
-    result = subprocess.run(
-        [python, "-P", "-s", script_path, client, request_path, reply_path],
-        cwd=tmp, env={"PYTHONNOUSERSITE": "1", "PATH": "/usr/bin:/bin"},
-        capture_output=True, text=True, timeout=300, check=False)
-    if result.returncode != 0:
-      raise AssertionError(f"the {client} subprocess failed "
-                           f"(exit {result.returncode}):\n{result.stderr}")
-    with open(reply_path) as f:
-      return json.load(f)
+  return client_subprocess.run_functions(
+      client_subprocess.v2_client_python(client), [_cases], _client_main,
+      [client], ours, what=f"the {client} subprocess")
 
 
 def _expected(datatype: str, shape: List[int], values: List[Any]) -> np.ndarray:

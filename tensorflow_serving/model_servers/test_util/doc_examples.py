@@ -1,6 +1,7 @@
 """Runs the curl examples of a Markdown doc and checks what they print.
 
-Docs tests (api_rest_doc_test, api_v2_doc_test) call run_doc_examples():
+Docs tests (api_rest_doc_test, api_v2_doc_test) serve the tutorial's model
+(export_mnist), then call run_doc_examples():
 each ```shell block of the doc runs, in order, with bash (-euo pipefail) in
 one scratch directory (so files a block writes are there for the next), and
 its output is compared with the ```json or ```text block that follows it:
@@ -15,9 +16,13 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from typing import Any, Mapping
 
 from absl.testing import absltest
+
+from tensorflow_serving.example import mnist_input_data
+from tensorflow_serving.example import mnist_test_util
 
 _BLOCK = re.compile(r"^```(\w*)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 _NUMBER = re.compile(r"-?\d+(\.\d+)?([eE][-+]?\d+)?")
@@ -34,6 +39,30 @@ def doc_path(name: str) -> str:
   root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
       os.path.realpath(__file__)))))
   return os.path.join(root, "docs", name)
+
+
+def export_mnist(scratch: str, base_path: str,
+                 training_iterations: int = 200) -> None:
+  """Trains and exports the tutorial's MNIST model to base_path/1.
+
+  Runs the tutorial's own exporter (example/mnist_saved_model; the test
+  needs it as data) on the real MNIST files where mnist_input_data finds
+  them ($MNIST_DATA_DIR, ...), else on synthetic digits written under
+  `scratch` (enough for the exporter's 5000-image validation split).
+  """
+  work_dir = next(
+      (d for d in mnist_input_data.search_dirs(scratch)
+       if all(os.path.exists(os.path.join(d, name))
+              for name in mnist_input_data.FILES)), None)
+  if work_dir is None:
+    work_dir = mnist_test_util.write_data_set(
+        os.path.join(scratch, "mnist_data"), num_train=5500, num_test=100)
+  subprocess.run(
+      [sys.executable, "-m", "tensorflow_serving.example.mnist_saved_model",
+       f"--training_iteration={training_iterations}", f"--work_dir={work_dir}",
+       base_path],
+      check=True, env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)),
+      stdout=subprocess.DEVNULL)
 
 
 def examples(text: str) -> list[tuple[str, str, str]]:

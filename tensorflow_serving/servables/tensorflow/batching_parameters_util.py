@@ -146,6 +146,33 @@ def validate_batching_parameters(params: BatchingParameters) -> None:
                           split_input_task_func=lambda *args: []))
 
 
+def request_threads_warning(params: BatchingParameters,
+                            request_threads: int,
+                            flag: str = "--grpc_max_threads") -> str:
+  """Why `request_threads` keeps batches small, or "" if it does not.
+
+  A request waits for its batch on the thread that received it (a gRPC
+  worker), so at most `request_threads` requests are in batches at once: a
+  batch can never hold more rows than that (one-row requests), and with a
+  batch_timeout_micros every batch then waits its full timeout for requests
+  that cannot arrive (docs/performance.md, "Request batching"). Upstream
+  gives the same advice: about twice max_batch_size request threads.
+
+  Args:
+    params: the server's BatchingParameters.
+    request_threads: the size of the pool that receives requests.
+    flag: the flag that sets it, for the message.
+  """
+  largest = queue_options(params).effective_max_execution_batch_size
+  if request_threads >= largest:
+    return ""
+  return (f"{flag}={request_threads} lets at most {request_threads} requests "
+          "wait for a batch at once, fewer than the largest batch "
+          f"({largest} rows): batches of one-row requests cannot grow beyond "
+          f"{request_threads} rows. To batch N concurrent requests, set "
+          f"{flag} to at least N (upstream: about 2 x max_batch_size).")
+
+
 def create_batch_scheduler(
     params: BatchingParameters) -> shared_batch_scheduler.SharedBatchScheduler:
   """Validates `params` and starts the server's one batch scheduler.

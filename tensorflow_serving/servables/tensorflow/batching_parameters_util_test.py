@@ -72,6 +72,22 @@ class BatchingParametersUtilTest(absltest.TestCase):
     self.assertEqual(ctx.exception.code, status.Code.INVALID_ARGUMENT)
     self.assertEqual(ctx.exception.message, message)
 
+  def test_request_threads_warning(self):
+    params = bpu.parse_batching_parameters(
+        "max_batch_size { value: 128 } "
+        "enable_large_batch_splitting { value: true } "
+        "max_execution_batch_size { value: 64 }")
+    # Enough threads for the largest batch that runs (64 rows): no warning.
+    self.assertEqual(bpu.request_threads_warning(params, 64), "")
+    warning = bpu.request_threads_warning(params, 4)
+    self.assertIn("--grpc_max_threads=4 lets at most 4 requests", warning)
+    self.assertIn("largest batch (64 rows)", warning)
+    # Without splitting the largest batch is max_batch_size.
+    self.assertIn(
+        "(1000 rows)",
+        bpu.request_threads_warning(bpu.default_batching_parameters(), 999,
+                                    flag="--rest_api_num_threads"))
+
   def test_validation_errors(self):
     self._assert_invalid(
         "max_batch_size { value: 8 } allowed_batch_sizes: [2, 4]",

@@ -25,8 +25,7 @@ CRC32C/MD5 when the server sends one.
 
 import dataclasses
 import os
-import threading
-from typing import Any
+from typing import Any, Iterable
 
 from absl import logging
 import google.api_core.exceptions as api_exceptions
@@ -36,6 +35,7 @@ from google.cloud import storage
 from google.cloud.storage import retry as storage_retry
 
 from tensorflow_serving.sources.storage_path import file_system as fs_lib
+from tensorflow_serving.sources.storage_path import object_store_file_system as object_store
 from tensorflow_serving.util import status
 
 SCHEME = "gs://"
@@ -46,23 +46,7 @@ _CREDENTIALS_HINT = (
     "for an emulator, or GS_NO_SIGN_REQUEST=true for a public bucket")
 
 
-def _true(value: str | None) -> bool:
-  return (value or "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def split_url(path: str) -> tuple[str, str]:
-  """"gs://bucket/a/b" -> ("bucket", "a/b")."""
-  rest = path[len(SCHEME):]
-  bucket, _, key = rest.partition("/")
-  return bucket, key
-
-
-def _dir_prefix(key: str) -> str:
-  key = key.strip("/")
-  return key + "/" if key else ""
-
-
-class GcsFileSystem(fs_lib.FileSystem):
+class GcsFileSystem(object_store.ObjectStoreFileSystem):
   """gs://bucket/object paths through google-cloud-storage."""
 
   @dataclasses.dataclass(frozen=True)
@@ -77,9 +61,8 @@ class GcsFileSystem(fs_lib.FileSystem):
     timeout_seconds: float = 30.0
 
   def __init__(self, options: "GcsFileSystem.Options | None" = None) -> None:
+    super().__init__()
     self._options = options or GcsFileSystem.Options()
-    self._mu = threading.Lock()
-    self._client: Any = None  # guarded by self._mu; created on first use
     self._retry = storage_retry.DEFAULT_RETRY.with_timeout(
         self._options.timeout_seconds)
     self._timeout = (self._options.timeout_seconds,
@@ -87,19 +70,13 @@ class GcsFileSystem(fs_lib.FileSystem):
 
   # ----------------------------------------------------------------- client
 
-  def _get_client(self, url: str) -> Any:
-    with self._mu:
-      if self._client is None:
-        self._client = self._create_client(url)
-      return self._client
-
   def _create_client(self, url: str) -> Any:
     project = os.environ.get("GOOGLE_CLOUD_PROJECT") or None
     if os.environ.get("STORAGE_EMULATOR_HOST"):
       logging.info("GCS client for %s: emulator at %s", url,
                    os.environ["STORAGE_EMULATOR_HOST"])
       return storage.Client(project=project or "tensorflow-serving")
-    if _true(os.environ.get("GS_NO_SIGN_REQUEST")):
+    if object_store.env_flag(os.environ.get("GS_NO_SIGN_REQUEST")):
       logging.info("GCS client for %s: anonymous", url)
       return storage.Client.create_anonymous_client()
     try:
@@ -160,43 +137,36 @@ class GcsFileSystem(fs_lib.FileSystem):
       return status.unknown(f"Cannot write the copy of {url}: {error}")
     return status.unknown(f"GCS failed for {url}: {name}: {error}")
 
-  def _call(self, url: str, fn):
-    try:
-      return fn(self._get_client(url))
-    except Exception as e:  # pylint: disable=broad-except
-      raise self._error(url, e) from e
-
   def _list(self, client, bucket: str, prefix: str, **kwargs):
     return client.list_blobs(bucket, prefix=prefix, timeout=self._timeout,
                              retry=self._retry, **kwargs)
 
+  # ------------------------------------------------------------ the probes
+
+  def _bucket_exists(self, client: Any, bucket: str) -> bool:
+    client.get_bucket(bucket, timeout=self._timeout, retry=self._retry)
+    return True  # A missing bucket raised NotFound.
+
+  def _object_exists(self, client: Any, bucket: str, key: str) -> bool:
+    blob = client.bucket(bucket).get_blob(key, timeout=self._timeout,
+                                          retry=self._retry)
+    return blob is not None
+
+  def _prefix_exists(self, client: Any, bucket: str, prefix: str) -> bool:
+    return any(True for _ in self._list(client, bucket, prefix, max_results=1))
+
+  def _list_objects(self, client: Any, bucket: str,
+                    prefix: str) -> Iterable[tuple[str, fs_lib.FileStat]]:
+    for blob in self._list(client, bucket, prefix):
+      updated = blob.updated.timestamp() if blob.updated else None
+      yield blob.name, fs_lib.FileStat(blob.size or 0, updated,
+                                        str(blob.generation or blob.etag or ""))
+
   # ----------------------------------------------------------- FileSystem
 
-  def exists(self, path: str) -> bool:
-    bucket, key = split_url(path)
-
-    def check(client) -> bool:
-      if not key.strip("/"):
-        client.get_bucket(bucket, timeout=self._timeout, retry=self._retry)
-        return True
-      if not key.endswith("/"):
-        blob = client.bucket(bucket).get_blob(key, timeout=self._timeout,
-                                              retry=self._retry)
-        if blob is not None:
-          return True
-      blobs = self._list(client, bucket, _dir_prefix(key), max_results=1)
-      return any(True for _ in blobs)
-
-    try:
-      return self._call(path, check)
-    except status.ServingError as e:
-      if e.code == status.Code.NOT_FOUND:  # No such bucket (yet).
-        return False
-      raise
-
   def list_children(self, path: str) -> list[str]:
-    bucket, key = split_url(path)
-    prefix = _dir_prefix(key)
+    bucket, key = object_store.split_url(path)
+    prefix = object_store.dir_prefix(key)
 
     def listing(client) -> list[str]:
       blobs = self._list(client, bucket, prefix, delimiter="/")
@@ -208,42 +178,14 @@ class GcsFileSystem(fs_lib.FileSystem):
     return self._call(path, listing)
 
   def read_file(self, path: str) -> bytes:
-    bucket, key = split_url(path)
+    bucket, key = object_store.split_url(path)
     return self._call(
         path, lambda client: client.bucket(bucket).blob(key).download_as_bytes(
             timeout=self._timeout, retry=self._retry))
 
-  def list_tree(self, path: str) -> dict[str, fs_lib.FileStat]:
-    bucket, key = split_url(path)
-    prefix = _dir_prefix(key)
-
-    def listing(client) -> dict[str, fs_lib.FileStat]:
-      tree: dict[str, fs_lib.FileStat] = {}
-      for blob in self._list(client, bucket, prefix):
-        rel = blob.name[len(prefix):]
-        if not rel:
-          continue
-        parts = rel.split("/")
-        for i in range(1, len(parts)):
-          tree.setdefault("/".join(parts[:i]) + "/",
-                          fs_lib.FileStat(0, is_dir=True))
-        if rel.endswith("/"):
-          continue
-        updated = blob.updated.timestamp() if blob.updated else None
-        tree[rel] = fs_lib.FileStat(blob.size or 0, updated,
-                                    str(blob.generation or blob.etag or ""))
-      return tree
-
-    try:
-      return self._call(path, listing)
-    except status.ServingError as e:
-      if e.code == status.Code.NOT_FOUND:
-        return {}
-      raise
-
   def download_file(self, path: str, local_path: str, etag: str = "") -> None:
     """Streams the object to local_path (`etag`: the listed generation)."""
-    bucket, key = split_url(path)
+    bucket, key = object_store.split_url(path)
     kwargs: dict[str, Any] = {}
     if etag.isdigit():
       kwargs["if_generation_match"] = int(etag)

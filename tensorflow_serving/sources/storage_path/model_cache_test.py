@@ -6,6 +6,7 @@ finishes copying one file), and the cache must refuse the copy.
 """
 
 import os
+from unittest import mock
 
 from absl.testing import absltest
 
@@ -128,8 +129,7 @@ class ModelCacheTest(absltest.TestCase):
     emulator = object_store_emulators.S3Emulator()
     emulator.start()
     self.addCleanup(emulator.stop)
-    saved = dict(os.environ)
-    self.addCleanup(lambda: (os.environ.clear(), os.environ.update(saved)))
+    self.enter_context(mock.patch.dict(os.environ))
     os.environ.update(emulator.env())
     client = emulator.client()
     client.create_bucket(Bucket="cache-test")

@@ -30,8 +30,7 @@ parts pinned to one ETag (IfMatch), so memory stays flat.
 
 import dataclasses
 import os
-import threading
-from typing import Any
+from typing import Any, Iterable
 
 from absl import logging
 import boto3
@@ -40,6 +39,7 @@ import botocore.exceptions
 import boto3.s3.transfer
 
 from tensorflow_serving.sources.storage_path import file_system as fs_lib
+from tensorflow_serving.sources.storage_path import object_store_file_system as object_store
 from tensorflow_serving.util import status
 
 SCHEME = "s3://"
@@ -54,22 +54,6 @@ _DENIED_CODES = frozenset([
     "ExpiredToken", "InvalidToken", "AllAccessDisabled", "AccountProblem"
 ])
 _CHANGED_CODES = frozenset(["PreconditionFailed", "412"])
-
-
-def _true(value: str | None) -> bool:
-  return (value or "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def split_url(path: str) -> tuple[str, str]:
-  """"s3://bucket/a/b" -> ("bucket", "a/b")."""
-  rest = path[len(SCHEME):]
-  bucket, _, key = rest.partition("/")
-  return bucket, key
-
-
-def _dir_prefix(key: str) -> str:
-  key = key.strip("/")
-  return key + "/" if key else ""
 
 
 def endpoint_from_environment(
@@ -94,7 +78,7 @@ def endpoint_from_environment(
   return endpoint, verify
 
 
-class S3FileSystem(fs_lib.FileSystem):
+class S3FileSystem(object_store.ObjectStoreFileSystem):
   """s3://bucket/key paths through boto3. See the module docstring."""
 
   @dataclasses.dataclass(frozen=True)
@@ -111,17 +95,10 @@ class S3FileSystem(fs_lib.FileSystem):
     max_concurrency: int = 4
 
   def __init__(self, options: "S3FileSystem.Options | None" = None) -> None:
+    super().__init__()
     self._options = options or S3FileSystem.Options()
-    self._mu = threading.Lock()
-    self._client: Any = None  # guarded by self._mu; created on first use
 
   # ----------------------------------------------------------------- client
-
-  def _get_client(self, url: str) -> Any:
-    with self._mu:
-      if self._client is None:
-        self._client = self._create_client(url)
-      return self._client
 
   def _create_client(self, url: str) -> Any:
     endpoint, verify = endpoint_from_environment()
@@ -136,7 +113,7 @@ class S3FileSystem(fs_lib.FileSystem):
     if custom_endpoint:
       # MinIO, Ceph and emulators answer on one host name.
       config_args["s3"] = {"addressing_style": "path"}
-    if _true(os.environ.get("AWS_NO_SIGN_REQUEST")):
+    if object_store.env_flag(os.environ.get("AWS_NO_SIGN_REQUEST")):
       config_args["signature_version"] = botocore.UNSIGNED
     region = (os.environ.get("AWS_REGION") or
               os.environ.get("AWS_DEFAULT_REGION") or None)
@@ -209,42 +186,39 @@ class S3FileSystem(fs_lib.FileSystem):
     return status.unknown(f"S3 failed for {url}: {type(error).__name__}: "
                           f"{error}")
 
-  def _call(self, url: str, fn, *args, **kwargs):
+  # ------------------------------------------------------------ the probes
+
+  def _bucket_exists(self, client: Any, bucket: str) -> bool:
+    client.head_bucket(Bucket=bucket)
+    return True  # A missing bucket raised a 404 ClientError.
+
+  def _object_exists(self, client: Any, bucket: str, key: str) -> bool:
     try:
-      return fn(self._get_client(url), *args, **kwargs)
-    except Exception as e:  # pylint: disable=broad-except
-      raise self._error(url, e) from e
+      client.head_object(Bucket=bucket, Key=key)
+      return True
+    except botocore.exceptions.ClientError as e:
+      if self._error(key, e).code != status.Code.NOT_FOUND:
+        raise  # _call maps it, naming the whole URL.
+      return False
+
+  def _prefix_exists(self, client: Any, bucket: str, prefix: str) -> bool:
+    page = client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
+    return page.get("KeyCount", 0) > 0
+
+  def _list_objects(self, client: Any, bucket: str,
+                    prefix: str) -> Iterable[tuple[str, fs_lib.FileStat]]:
+    paginator = client.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+      for obj in page.get("Contents", []):
+        yield obj["Key"], fs_lib.FileStat(obj["Size"],
+                                          obj["LastModified"].timestamp(),
+                                          obj.get("ETag", "").strip('"'))
 
   # ----------------------------------------------------------- FileSystem
 
-  def exists(self, path: str) -> bool:
-    bucket, key = split_url(path)
-
-    def check(client) -> bool:
-      if not key.strip("/"):
-        client.head_bucket(Bucket=bucket)
-        return True
-      if not key.endswith("/"):
-        try:
-          client.head_object(Bucket=bucket, Key=key)
-          return True
-        except botocore.exceptions.ClientError as e:
-          if self._error(path, e).code != status.Code.NOT_FOUND:
-            raise
-      page = client.list_objects_v2(
-          Bucket=bucket, Prefix=_dir_prefix(key), MaxKeys=1)
-      return page.get("KeyCount", 0) > 0
-
-    try:
-      return self._call(path, check)
-    except status.ServingError as e:
-      if e.code == status.Code.NOT_FOUND:  # No such bucket (yet).
-        return False
-      raise
-
   def list_children(self, path: str) -> list[str]:
-    bucket, key = split_url(path)
-    prefix = _dir_prefix(key)
+    bucket, key = object_store.split_url(path)
+    prefix = object_store.dir_prefix(key)
 
     def listing(client) -> list[str]:
       children = []
@@ -262,46 +236,16 @@ class S3FileSystem(fs_lib.FileSystem):
     return self._call(path, listing)
 
   def read_file(self, path: str) -> bytes:
-    bucket, key = split_url(path)
+    bucket, key = object_store.split_url(path)
     return self._call(
         path, lambda client: client.get_object(Bucket=bucket, Key=key)["Body"]
         .read())
-
-  def list_tree(self, path: str) -> dict[str, fs_lib.FileStat]:
-    bucket, key = split_url(path)
-    prefix = _dir_prefix(key)
-
-    def listing(client) -> dict[str, fs_lib.FileStat]:
-      tree: dict[str, fs_lib.FileStat] = {}
-      paginator = client.get_paginator("list_objects_v2")
-      for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-        for obj in page.get("Contents", []):
-          rel = obj["Key"][len(prefix):]
-          if not rel:
-            continue
-          parts = rel.split("/")
-          for i in range(1, len(parts)):
-            tree.setdefault("/".join(parts[:i]) + "/",
-                            fs_lib.FileStat(0, is_dir=True))
-          if rel.endswith("/"):
-            continue
-          tree[rel] = fs_lib.FileStat(obj["Size"],
-                                      obj["LastModified"].timestamp(),
-                                      obj.get("ETag", "").strip('"'))
-      return tree
-
-    try:
-      return self._call(path, listing)
-    except status.ServingError as e:
-      if e.code == status.Code.NOT_FOUND:
-        return {}
-      raise
 
   def download_file(self, path: str, local_path: str, etag: str = "") -> None:
     # s3transfer pins a multipart download's parts to the ETag it saw; the
     # model cache compares the whole version with its listing afterwards.
     del etag
-    bucket, key = split_url(path)
+    bucket, key = object_store.split_url(path)
     config = boto3.s3.transfer.TransferConfig(
         multipart_threshold=64 * 1024 * 1024,
         multipart_chunksize=16 * 1024 * 1024,

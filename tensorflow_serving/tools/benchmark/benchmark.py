@@ -44,6 +44,13 @@ Examples:
       --server_variant="batching=--enable_batching --grpc_max_threads=64"
   benchmark --targets=server_v2_grpc,mlserver_v2_grpc --rows=1 --repeat=3
 
+Models: --model=softmax (the default) costs a few microseconds per run, so
+it measures serving overhead; --model=mlp (784-1024-1024-10) has real
+compute and is the one to measure batching with:
+  benchmark --model=mlp --targets=server_grpc,server_grpc:batching \
+      --concurrency=64 --server_variant="batching=--enable_batching \
+      --batching_parameters_file=/tmp/batching.pbtxt"
+
 Ratios in the table compare each row with the floor of its protocol
 (floor_grpc or floor_rest) at the same concurrency and rows, when that floor
 is among the targets. With --repeat=N the whole list runs N times, one
@@ -69,6 +76,7 @@ from typing import Iterator, Optional, Sequence
 from absl import app
 from absl import flags
 
+from tensorflow_serving.tools.benchmark import export_model
 from tensorflow_serving.tools.benchmark import load_generator
 from tensorflow_serving.tools.benchmark import mlserver_baseline
 from tensorflow_serving.tools.benchmark import proc_stats
@@ -121,8 +129,9 @@ _OUTPUT = flags.DEFINE_string("output_name", "scores",
                               "Output alias (what the MLServer model returns).")
 _MODEL_BASE_PATH = flags.DEFINE_string(
     "model_base_path", "", "Model base directory (version subdirectories "
-    "inside). Default: a softmax 784->10 model exported by export_model.py "
-    "into $TMPDIR/tfs_benchmark_model (once).")
+    "inside). Default: the --model (export_model.py) exported into "
+    "$TMPDIR/tfs_benchmark_model (softmax) or $TMPDIR/tfs_benchmark_model_mlp "
+    "(once).")
 _SERVER_COMMAND = flags.DEFINE_string(
     "server_command", "",
     "Command that starts the model server for server_* targets, with "
@@ -353,14 +362,16 @@ def default_server_command() -> str:
   return "{python} -m tensorflow_serving.model_servers.main " + _SERVER_ARGS
 
 
-def default_model_base_path() -> str:
-  base = os.path.join(tempfile.gettempdir(), "tfs_benchmark_model")
+def default_model_base_path(model: str = "softmax") -> str:
+  """Where export_model.py's `model` lives; exports it there the first time."""
+  base = os.path.join(tempfile.gettempdir(), "tfs_benchmark_model" +
+                      ("" if model == "softmax" else f"_{model}"))
   if not os.path.exists(os.path.join(base, "1", "saved_model.pb")):
-    print(f"Exporting the benchmark model to {base} ...", flush=True)
+    print(f"Exporting the benchmark model ({model}) to {base} ...", flush=True)
     # In a child process: the benchmark itself stays free of TensorFlow state.
     subprocess.run([
         sys.executable, "-m", "tensorflow_serving.tools.benchmark.export_model",
-        base
+        f"--model={model}", base
     ], check=True, env=_child_env(), stdout=subprocess.DEVNULL)
   return base
 
@@ -669,7 +680,8 @@ def main(argv: Sequence[str]) -> None:
   needs_model = any(t.kind.startswith(("naive", "server", "mlserver"))
                     for t in targets)
   model_base_path = (_MODEL_BASE_PATH.value or
-                     (default_model_base_path() if needs_model else ""))
+                     (default_model_base_path(export_model.MODEL.value)
+                      if needs_model else ""))
   payload_cache: dict[tuple, bytes] = {}
 
   def payload(target: Target, rows: int) -> bytes:
