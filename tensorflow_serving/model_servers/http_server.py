@@ -743,8 +743,7 @@ def api_group(http_method: str, path: str,
     return groups.METRICS
   if http_method == "OPTIONS":
     return None
-  if v2 and (path == v2_handler_lib.PATH_PREFIX or
-             path.startswith(v2_handler_lib.PATH_PREFIX + "/")):
+  if v2 and v2_handler_lib.is_v2_path(path):
     return v2_handler_lib.api_group(http_method, path)
   if not http_rest_api_util.PATH_REGEX.fullmatch(path):
     return None
@@ -1037,9 +1036,7 @@ class HttpRestServer:
     path = request.path
     if self._metrics_path is not None and path == self._metrics_path:
       return self._metrics_page()
-    if self._v2_handler is not None and (
-        path == v2_handler_lib.PATH_PREFIX or
-        path.startswith(v2_handler_lib.PATH_PREFIX + "/")):
+    if self._v2_handler is not None and v2_handler_lib.is_v2_path(path):
       return self._respond_v2(request)
     if not http_rest_api_util.PATH_REGEX.fullmatch(path):
       return HttpResponse(404, b"", b"")
@@ -1065,9 +1062,7 @@ class HttpRestServer:
     except status.ServingError as e:
       logging.vlog(1, "HTTP/REST request refused: %s %s Error: %s",
                    request.method, request.path, e.message)
-      return HttpResponse(to_http_status(e.code), self._json_headers,
-                          json_tensor.make_json_error(e.message).encode(
-                              "utf-8"))
+      return self.error_response(e)
     return None
 
   def _respond_v2(

@@ -79,6 +79,11 @@ _REPOSITORY_MODEL = re.compile(
     r"/v2/repository/models/(?P<model>[^/]+)/(?P<action>load|unload)")
 
 
+def is_v2_path(path: str) -> bool:
+  """Whether a URL path is this handler's: /v2 or under /v2/."""
+  return path == PATH_PREFIX or path.startswith(PATH_PREFIX + "/")
+
+
 def api_group(http_method: str, path: str) -> restricted_api.ApiGroup:
   """The --restricted_api group of a /v2 request (http_server checks it).
 
