@@ -48,23 +48,29 @@ def _write_slow_model(export_dir: str) -> None:
       builder.save()
 
 
+def _serve_half_and_slow() -> server_core_lib.ServerCore:
+  """A ServerCore serving half_plus_two ("half", version 123) and the slow
+  model ("slow")."""
+  base = tempfile.mkdtemp(dir=absltest.get_default_test_tmpdir())
+  half_plus_two.write_tf1(os.path.join(base, "half", "123"))
+  _write_slow_model(os.path.join(base, "slow", "1"))
+  config = server_core_test_util.model_config(
+      {"half": os.path.join(base, "half"),
+       "slow": os.path.join(base, "slow")},
+      platform=server_core_lib.TENSORFLOW_MODEL_PLATFORM)
+  return server_core_lib.ServerCore.create(server_core_test_util.options(
+      config, platform_source_adapters={
+          server_core_lib.TENSORFLOW_MODEL_PLATFORM:
+              saved_model_bundle_source_adapter.SavedModelBundleSourceAdapter
+      }))
+
+
 class HttpServerTest(absltest.TestCase):
 
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    base = tempfile.mkdtemp(dir=absltest.get_default_test_tmpdir())
-    half_plus_two.write_tf1(os.path.join(base, "half", "123"))
-    _write_slow_model(os.path.join(base, "slow", "1"))
-    config = server_core_test_util.model_config(
-        {"half": os.path.join(base, "half"),
-         "slow": os.path.join(base, "slow")},
-        platform=server_core_lib.TENSORFLOW_MODEL_PLATFORM)
-    cls.core = server_core_lib.ServerCore.create(server_core_test_util.options(
-        config, platform_source_adapters={
-            server_core_lib.TENSORFLOW_MODEL_PLATFORM:
-                saved_model_bundle_source_adapter.SavedModelBundleSourceAdapter
-        }))
+    cls.core = _serve_half_and_slow()
     monitoring = monitoring_config_pb2.MonitoringConfig()
     monitoring.prometheus_config.enable = True
     cls.server = http_server.HttpRestServer(
@@ -410,18 +416,7 @@ class HttpProtocolTest(absltest.TestCase):
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    base = tempfile.mkdtemp(dir=absltest.get_default_test_tmpdir())
-    half_plus_two.write_tf1(os.path.join(base, "half", "123"))
-    _write_slow_model(os.path.join(base, "slow", "1"))
-    config = server_core_test_util.model_config(
-        {"half": os.path.join(base, "half"),
-         "slow": os.path.join(base, "slow")},
-        platform=server_core_lib.TENSORFLOW_MODEL_PLATFORM)
-    cls.core = server_core_lib.ServerCore.create(server_core_test_util.options(
-        config, platform_source_adapters={
-            server_core_lib.TENSORFLOW_MODEL_PLATFORM:
-                saved_model_bundle_source_adapter.SavedModelBundleSourceAdapter
-        }))
+    cls.core = _serve_half_and_slow()
     cls.server = cls.start_server()
     cls.port = cls.server.port
 

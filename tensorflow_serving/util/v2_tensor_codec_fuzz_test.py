@@ -77,18 +77,26 @@ def _datatype_or_none(name):
     return None
 
 
+def _valid_datatype_and_shape(name, shape):
+  """(datatype, checked shape), or None where either is refused."""
+  dt = _datatype_or_none(name)
+  if dt is None:
+    return None
+  try:
+    return dt, v2.check_shape(shape)
+  except status.ServingError:
+    return None
+
+
 class RawFuzzTest(absltest.TestCase):
 
   @_SETTINGS
   @hypothesis.given(_DATATYPES, _SHAPES, st.data())
   def test_decode_raw(self, name, shape, data):
-    dt = _datatype_or_none(name)
-    if dt is None:
+    valid = _valid_datatype_and_shape(name, shape)
+    if valid is None:
       return
-    try:
-      checked = v2.check_shape(shape)
-    except status.ServingError:
-      return
+    dt, checked = valid
     count = math.prod(checked)
     itemsize = dt.itemsize or 5
     size = data.draw(st.sampled_from(
@@ -112,13 +120,10 @@ class ContentsFuzzTest(absltest.TestCase):
   @_SETTINGS
   @hypothesis.given(_DATATYPES, _SHAPES, st.data())
   def test_decode_contents(self, name, shape, data):
-    dt = _datatype_or_none(name)
-    if dt is None:
+    valid = _valid_datatype_and_shape(name, shape)
+    if valid is None:
       return
-    try:
-      checked = v2.check_shape(shape)
-    except status.ServingError:
-      return
+    dt, checked = valid
     count = math.prod(checked)
     contents = grpc_service_pb2.InferTensorContents()
     n = min(64, data.draw(st.sampled_from([count, count, 0, count + 1,
