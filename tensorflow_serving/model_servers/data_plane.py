@@ -209,10 +209,8 @@ class DataPlane:
 
     def call(servable: Servable) -> predict_pb2.PredictResponse:
       inputs = decode(servable) if decode is not None else None
-      if inputs is None:
-        return servable.predict(request, tensor_content=tensor_content,
-                                deadline=context.deadline)
-      arrays.append(inputs)
+      if inputs is not None:
+        arrays.append(inputs)
       return servable.predict(request, tensor_content=tensor_content,
                               deadline=context.deadline, inputs=inputs)
 
